@@ -1,0 +1,120 @@
+// GgufFile: read-only, memory-mapped view of a GGUF v2/v3 file (metadata + tensor directory).
+// Every structural check happens in open(); afterwards tensor data pointers are valid and in bounds.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/result.h"
+
+namespace enclave::gguf {
+
+// On-disk metadata value type ids.
+enum class ValueType : uint32_t {
+  kUint8 = 0,
+  kInt8 = 1,
+  kUint16 = 2,
+  kInt16 = 3,
+  kUint32 = 4,
+  kInt32 = 5,
+  kFloat32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kUint64 = 10,
+  kInt64 = 11,
+  kFloat64 = 12,
+};
+std::string_view value_type_name(ValueType t);
+
+struct MetaArray;
+// A metadata value. Integers keep their declared type in `type`; the payload is widened.
+struct MetaValue {
+  ValueType type = ValueType::kUint8;
+  std::variant<uint64_t, int64_t, double, bool, std::string, std::shared_ptr<MetaArray>> v;
+};
+struct MetaArray {
+  ValueType elem_type = ValueType::kUint8;
+  std::vector<MetaValue> items;  // nested arrays allowed (the spec permits them)
+};
+
+struct TensorInfo {
+  std::string name;
+  DType type = DType::kF32;
+  uint32_t n_dims = 0;
+  std::array<uint64_t, 4> ne = {1, 1, 1, 1};  // ne[0] is the contiguous dimension
+  uint64_t offset = 0;                         // relative to the data section
+  uint64_t size_bytes = 0;
+  const uint8_t* data = nullptr;               // into the mapping; valid while the GgufFile lives
+
+  uint64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+  uint64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }
+  size_t row_bytes() const { return dtype_row_bytes(type, ne[0]); }
+};
+
+class GgufFile {
+ public:
+  // Maps and validates `path`. Errors name the file, the byte offset and the problem.
+  static Result<GgufFile> open(const std::string& path);
+  // Parses an in-memory image (used by the fuzzer and tests); `bytes` must outlive the result.
+  static Result<GgufFile> from_memory(std::span<const uint8_t> bytes, std::string name = "<memory>");
+
+  GgufFile(GgufFile&&) noexcept;
+  GgufFile& operator=(GgufFile&&) noexcept;
+  ~GgufFile();
+
+  const std::string& path() const { return path_; }
+  uint32_t version() const { return version_; }
+  uint32_t alignment() const { return alignment_; }
+  uint64_t file_size() const { return size_; }
+  uint64_t data_offset() const { return data_offset_; }
+
+  // Metadata, in file order.
+  const std::vector<std::pair<std::string, MetaValue>>& metadata() const { return kv_; }
+  const MetaValue* find(std::string_view key) const;
+  bool has(std::string_view key) const { return find(key) != nullptr; }
+
+  // Typed getters. nullopt when absent; an error when present with an incompatible type.
+  // Integer getters accept any integer width (and bool) as long as the value fits.
+  Result<std::optional<uint64_t>> get_uint(std::string_view key) const;
+  Result<std::optional<int64_t>> get_int(std::string_view key) const;
+  Result<std::optional<double>> get_float(std::string_view key) const;  // any float or int type
+  Result<std::optional<bool>> get_bool(std::string_view key) const;
+  Result<std::optional<std::string>> get_string(std::string_view key) const;
+  Result<std::optional<std::vector<std::string>>> get_string_array(std::string_view key) const;
+  Result<std::optional<std::vector<int64_t>>> get_int_array(std::string_view key) const;
+  Result<std::optional<std::vector<float>>> get_float_array(std::string_view key) const;
+
+  // Convenience: architecture string (general.architecture), or "" if absent.
+  std::string architecture() const;
+
+  // Tensor directory, in file order.
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* tensor(std::string_view name) const;
+
+ private:
+  GgufFile() = default;
+  struct Mapping;
+  std::unique_ptr<Mapping> mapping_;
+  std::string path_;
+  uint32_t version_ = 0;
+  uint32_t alignment_ = 32;
+  uint64_t size_ = 0;
+  uint64_t data_offset_ = 0;
+  std::vector<std::pair<std::string, MetaValue>> kv_;
+  std::map<std::string, size_t, std::less<>> kv_index_;
+  std::vector<TensorInfo> tensors_;
+  std::map<std::string, size_t, std::less<>> tensor_index_;
+  friend class GgufParser;
+};
+
+}  // namespace enclave::gguf
