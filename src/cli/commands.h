@@ -10,5 +10,17 @@ namespace enclave::cli {
 // code in `exit_code` (0 ok, 1 runtime failure, 2 bad arguments).
 void register_version(CLI::App& app, int& exit_code);
 void register_cpu(CLI::App& app, int& exit_code);
+void register_tokenize(CLI::App& app, int& exit_code);
+void register_template(CLI::App& app, int& exit_code);
+void register_inspect(CLI::App& app, int& exit_code);
+void register_quantize(CLI::App& app, int& exit_code);
+void register_run(CLI::App& app, int& exit_code);
+void register_bench(CLI::App& app, int& exit_code);
+void register_synth(CLI::App& app, int& exit_code);
+void register_keys(CLI::App& app, int& exit_code);
+void register_tenant(CLI::App& app, int& exit_code);
+void register_audit(CLI::App& app, int& exit_code);
+void register_serve(CLI::App& app, int& exit_code);
+void register_scan(CLI::App& app, int& exit_code);
 
 }  // namespace enclave::cli

@@ -10,6 +10,18 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   enclave::cli::register_version(app, exit_code);
   enclave::cli::register_cpu(app, exit_code);
+  enclave::cli::register_tokenize(app, exit_code);
+  enclave::cli::register_template(app, exit_code);
+  enclave::cli::register_inspect(app, exit_code);
+  enclave::cli::register_quantize(app, exit_code);
+  enclave::cli::register_run(app, exit_code);
+  enclave::cli::register_bench(app, exit_code);
+  enclave::cli::register_synth(app, exit_code);
+  enclave::cli::register_keys(app, exit_code);
+  enclave::cli::register_tenant(app, exit_code);
+  enclave::cli::register_audit(app, exit_code);
+  enclave::cli::register_serve(app, exit_code);
+  enclave::cli::register_scan(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -13,13 +13,18 @@
 
 #include "core/result.h"
 
+namespace enclave::tokenizer {
+class Tokenizer;
+class ChatTemplate;
+}  // namespace enclave::tokenizer
+
 namespace enclave::engine {
 
 struct SamplingParams {
-  float temperature = 0.8f;   // 0 => greedy
-  int32_t top_k = 40;         // <= 0 disables
-  float top_p = 0.95f;        // 1 disables
-  float min_p = 0.05f;        // 0 disables
+  float temperature = 0.8f;  // 0 => greedy
+  int32_t top_k = 40;        // <= 0 disables
+  float top_p = 0.95f;       // 1 disables
+  float min_p = 0.05f;       // 0 disables
   float repeat_penalty = 1.0f;
   int32_t repeat_last_n = 64;
   float frequency_penalty = 0.0f;
@@ -34,19 +39,19 @@ const char* finish_reason_name(FinishReason r);  // "stop", "length", ...
 struct GenerationRequest {
   std::vector<int32_t> prompt_tokens;
   SamplingParams sampling;
-  int32_t max_tokens = 256;          // generated tokens cap (also capped by the context)
-  std::vector<std::string> stop;     // stop strings (not included in the output)
-  bool stop_at_eog = true;           // end-of-generation tokens end the sequence
+  int32_t max_tokens = 256;       // generated tokens cap (also capped by the context)
+  std::vector<std::string> stop;  // stop strings (not included in the output)
+  bool stop_at_eog = true;        // end-of-generation tokens end the sequence
 };
 
 // One event per generated token, then a final event with `finished` set.
 struct TokenEvent {
-  int32_t token = -1;        // -1 on the final event
-  std::string text;          // UTF-8-complete text released by this step (may be empty)
+  int32_t token = -1;  // -1 on the final event
+  std::string text;    // UTF-8-complete text released by this step (may be empty)
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
-  std::string error;         // set when finish_reason == kError
-  int32_t prompt_tokens = 0;      // on the final event: exact usage
+  std::string error;          // set when finish_reason == kError
+  int32_t prompt_tokens = 0;  // on the final event: exact usage
   int32_t completion_tokens = 0;
   int32_t cached_prompt_tokens = 0;  // prompt tokens reused from a cached prefix
 };
@@ -56,22 +61,26 @@ using TokenCallback = std::function<void(const TokenEvent&)>;
 struct EngineOptions {
   std::string model_path;
   int32_t n_threads = 2;
-  int32_t n_ctx = 4096;        // per sequence
-  int32_t n_parallel = 4;      // KV slots / concurrent sequences
-  int32_t max_queue = 64;      // queued requests beyond the slots; more => kResourceExhausted
-  bool kv_q8 = false;          // KV cache as Q8_0 instead of F16
+  int32_t n_ctx = 4096;    // per sequence
+  int32_t n_parallel = 4;  // KV slots / concurrent sequences
+  int32_t max_queue = 64;  // queued requests beyond the slots; more => kResourceExhausted
+  bool kv_q8 = false;      // KV cache as Q8_0 instead of F16
+  // KV cache element type: "f16" (default), "q8_0" or "f32" (exact; used by the golden tests).
+  // kv_q8 = true wins over this field.
+  std::string kv_type = "f16";
+  int32_t n_batch = 512;  // most tokens per decode step (prompt prefill is chunked to this)
 };
 
 struct ModelInfo {
-  std::string name;            // general.name or file stem
-  std::string architecture;    // "qwen2", "llama"
+  std::string name;          // general.name or file stem
+  std::string architecture;  // "qwen2", "llama"
   std::string path;
   int32_t n_vocab = 0;
   int32_t n_ctx = 0;
   int32_t n_embd = 0;
   uint64_t file_bytes = 0;
   uint64_t kv_cache_bytes = 0;
-  bool is_demo = false;        // random-weight synth model
+  bool is_demo = false;  // random-weight synth model
 };
 
 struct EngineStats {
@@ -99,6 +108,11 @@ class Engine {
 
   // Stops the scheduler after cancelling everything in flight.
   virtual void shutdown() = 0;
+
+  // The model's tokenizer and chat template (immutable after create; safe from any thread).
+  // When the GGUF has no recognized chat template, ChatML is used.
+  virtual const tokenizer::Tokenizer& tokenizer() const = 0;
+  virtual const tokenizer::ChatTemplate& chat_template() const = 0;
 };
 
 }  // namespace enclave::engine

@@ -1,5 +1,6 @@
 // GgufFile: read-only, memory-mapped view of a GGUF v2/v3 file (metadata + tensor directory).
-// Every structural check happens in open(); afterwards tensor data pointers are valid and in bounds.
+// Every structural check happens in open(); afterwards tensor data pointers are valid and in
+// bounds.
 #pragma once
 
 #include <array>
@@ -52,9 +53,9 @@ struct TensorInfo {
   DType type = DType::kF32;
   uint32_t n_dims = 0;
   std::array<uint64_t, 4> ne = {1, 1, 1, 1};  // ne[0] is the contiguous dimension
-  uint64_t offset = 0;                         // relative to the data section
+  uint64_t offset = 0;                        // relative to the data section
   uint64_t size_bytes = 0;
-  const uint8_t* data = nullptr;               // into the mapping; valid while the GgufFile lives
+  const uint8_t* data = nullptr;  // into the mapping; valid while the GgufFile lives
 
   uint64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   uint64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }
@@ -66,7 +67,8 @@ class GgufFile {
   // Maps and validates `path`. Errors name the file, the byte offset and the problem.
   static Result<GgufFile> open(const std::string& path);
   // Parses an in-memory image (used by the fuzzer and tests); `bytes` must outlive the result.
-  static Result<GgufFile> from_memory(std::span<const uint8_t> bytes, std::string name = "<memory>");
+  static Result<GgufFile> from_memory(std::span<const uint8_t> bytes,
+                                      std::string name = "<memory>");
 
   GgufFile(GgufFile&&) noexcept;
   GgufFile& operator=(GgufFile&&) noexcept;

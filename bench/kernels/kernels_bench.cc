@@ -1,0 +1,216 @@
+// Kernel benchmarks: memory read bandwidth, matrix-vector (weight GB/s and the fraction of the
+// measured read bandwidth) and 128-token matrix-matrix (GFLOP/s) for the Qwen2-1.5B FFN shapes.
+//
+//   kernels_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//
+// Matrix-vector cycles through 1 GiB of distinct weights so that every call streams from DRAM.
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+#include <sys/mman.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/fp16.h"
+#include "kernels/matmul.h"
+#include "kernels/thread_pool.h"
+#include "kernels/vec_dot.h"
+
+namespace enclave::kernels {
+namespace {
+
+constexpr size_t kBandwidthBytes = size_t{1} << 30;
+constexpr size_t kWeightPoolBytes = size_t{1} << 30;
+
+ThreadPool& pool(int n) {
+  static ThreadPool p1(1), p2(2);
+  return n == 1 ? p1 : p2;
+}
+
+// Huge-page backed when possible (fewer TLB misses, as a mmap'd model would get with THP).
+struct Buffer {
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  explicit Buffer(size_t n) : size(n) {
+    void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;
+    madvise(p, n, MADV_HUGEPAGE);
+    data = static_cast<uint8_t*>(p);
+  }
+  ~Buffer() {
+    if (data != nullptr) munmap(data, size);
+  }
+};
+
+void fill_random(uint8_t* p, size_t n, uint64_t seed) {
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    std::memcpy(p + i, &s, 8);
+  }
+}
+
+// Normal, small f16 scales in every block (random bytes could be denormal/NaN and slow FMAs).
+void fix_scales(DType t, uint8_t* p, size_t bytes) {
+  const auto& tr = dtype_traits(t);
+  const uint16_t h = f32_to_fp16(0.01f);
+  size_t off = 0;
+  switch (t) {
+    case DType::kQ4_0:
+    case DType::kQ8_0:
+    case DType::kQ4_K:
+      off = 0;
+      break;
+    case DType::kQ6_K:
+      off = 208;
+      break;
+    default:
+      return;
+  }
+  for (size_t b = 0; b + tr.block_bytes <= bytes; b += tr.block_bytes) {
+    std::memcpy(p + b + off, &h, 2);
+    if (t == DType::kQ4_K) std::memcpy(p + b + 2, &h, 2);
+  }
+}
+
+double g_read_gbps[3] = {0, 0, 0};  // measured read bandwidth by thread count
+
+float sum_range(const uint8_t* p, size_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+         a3 = _mm512_setzero_ps();
+  const float* f = reinterpret_cast<const float*>(p);
+  for (size_t i = 0; i < n / 4; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_load_ps(f + i));
+    a1 = _mm512_add_ps(a1, _mm512_load_ps(f + i + 16));
+    a2 = _mm512_add_ps(a2, _mm512_load_ps(f + i + 32));
+    a3 = _mm512_add_ps(a3, _mm512_load_ps(f + i + 48));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+void BM_ReadBandwidth(benchmark::State& state) {
+  if (!cpu_features().avx512f) {
+    state.SkipWithError("needs AVX-512");
+    return;
+  }
+  const int nt = static_cast<int>(state.range(0));
+  static Buffer buf(kBandwidthBytes);
+  static bool filled = false;
+  if (!filled) {
+    std::memset(buf.data, 0, buf.size);  // touch every page
+    filled = true;
+  }
+  ThreadPool& tp = pool(nt);
+  float sink = 0.0f;
+  double seconds = 0.0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    float partial[2] = {0, 0};
+    tp.run_ref([&](int i, int n) {
+      const size_t per = buf.size / static_cast<size_t>(n);
+      partial[i] = sum_range(buf.data + per * static_cast<size_t>(i), per);
+    });
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    sink += partial[0] + partial[1];
+  }
+  benchmark::DoNotOptimize(sink);
+  const double gbps =
+      static_cast<double>(buf.size) * static_cast<double>(state.iterations()) / seconds / 1e9;
+  g_read_gbps[nt] = gbps;
+  state.counters["read_GBps"] = gbps;
+}
+BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+DType type_arg(int64_t i) {
+  static const DType kTypes[] = {DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kQ8_0};
+  return kTypes[i];
+}
+
+// args: type index, cols, rows, threads
+void BM_Matvec(benchmark::State& state) {
+  const DType t = type_arg(state.range(0));
+  const int64_t cols = state.range(1), rows = state.range(2);
+  const int nt = static_cast<int>(state.range(3));
+  const size_t row_bytes = dtype_row_bytes(t, static_cast<uint64_t>(cols));
+  const size_t mat_bytes = row_bytes * static_cast<size_t>(rows);
+  const size_t n_mats = std::max<size_t>(2, kWeightPoolBytes / mat_bytes);
+  Buffer weights(mat_bytes * n_mats);
+  fill_random(weights.data, weights.size, 7);
+  fix_scales(t, weights.data, weights.size);
+  std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < cols; ++i)
+    x[static_cast<size_t>(i)] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+  WeightMatrix w{t, nullptr, cols, rows, row_bytes};
+  std::vector<uint8_t> scratch(matmul_scratch_bytes(w, 1));
+  ThreadPool& tp = pool(nt);
+  size_t k = 0;
+  double seconds = 0.0;
+  for (auto _ : state) {
+    w.data = weights.data + mat_bytes * k;
+    k = (k + 1) % n_mats;
+    const auto t0 = std::chrono::steady_clock::now();
+    matmul(w, x.data(), 1, y.data(), tp, scratch.data());
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double gbps =
+      static_cast<double>(mat_bytes) * static_cast<double>(state.iterations()) / seconds / 1e9;
+  state.counters["weight_GBps"] = gbps;
+  if (g_read_gbps[nt] > 0) state.counters["frac_of_read_bw"] = gbps / g_read_gbps[nt];
+  state.SetLabel(std::string(dtype_name(t)));
+}
+
+// args: type index, cols, rows, threads; 128 tokens
+void BM_Matmul128(benchmark::State& state) {
+  const DType t = type_arg(state.range(0));
+  const int64_t cols = state.range(1), rows = state.range(2);
+  const int nt = static_cast<int>(state.range(3));
+  constexpr int64_t kTokens = 128;
+  const size_t row_bytes = dtype_row_bytes(t, static_cast<uint64_t>(cols));
+  Buffer weights(row_bytes * static_cast<size_t>(rows));
+  fill_random(weights.data, weights.size, 9);
+  fix_scales(t, weights.data, weights.size);
+  std::vector<float> x(static_cast<size_t>(cols * kTokens)), y(static_cast<size_t>(rows * kTokens));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+  const WeightMatrix w{t, weights.data, cols, rows, row_bytes};
+  std::vector<uint8_t> scratch(matmul_scratch_bytes(w, kTokens));
+  ThreadPool& tp = pool(nt);
+  for (auto _ : state) {
+    matmul(w, x.data(), kTokens, y.data(), tp, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOPs"] = benchmark::Counter(2.0 * static_cast<double>(rows * cols * kTokens) *
+                                                    static_cast<double>(state.iterations()) / 1e9,
+                                                benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(dtype_name(t)));
+}
+
+void shapes(benchmark::internal::Benchmark* b) {
+  for (int64_t type = 0; type < 4; ++type) {
+    for (auto [cols, rows] : {std::pair<int64_t, int64_t>{1536, 8960}, {8960, 1536}}) {
+      if (type == 1 || type == 2) {
+        if (cols % 256 != 0) continue;
+      }
+      for (int64_t nt : {1, 2}) b->Args({type, cols, rows, nt});
+    }
+  }
+}
+BENCHMARK(BM_Matvec)
+    ->Apply(shapes)
+    ->ArgNames({"type", "cols", "rows", "threads"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Matmul128)
+    ->Apply(shapes)
+    ->ArgNames({"type", "cols", "rows", "threads"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace enclave::kernels
+
+BENCHMARK_MAIN();

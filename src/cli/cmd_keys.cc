@@ -1,0 +1,199 @@
+// `enclave keys init|rotate|api-create|api-list|api-revoke`: the key store in <data-dir>/keys and
+// API keys. Passphrases come from ENCLAVE_PASSPHRASE (ENCLAVE_NEW_PASSPHRASE for rotation) or a
+// terminal prompt, never from argv.
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "audit/audit_log.h"
+#include "cli/commands.h"
+#include "crypto/kdf.h"
+#include "crypto/keystore.h"
+#include "crypto/passphrase.h"
+#include "store/store.h"
+
+namespace enclave::cli {
+namespace {
+namespace fs = std::filesystem;
+
+struct KeysArgs {
+  std::string data_dir = "data";
+  std::string kdf = "argon2id";
+  std::string name;
+  std::string tenant;
+};
+
+int fail(const Error& e) {
+  std::fprintf(stderr, "error: %s\n", e.message.c_str());
+  return e.code == ErrorCode::kInvalidArgument ? 2 : 1;
+}
+
+std::string actor() {
+  const char* user = std::getenv("USER");
+  return std::string("cli:") + (user && *user ? user : "unknown");
+}
+
+int run_init(const KeysArgs& a) {
+  fs::path dir = fs::path(a.data_dir) / "keys";
+  auto source = crypto::master_key_source_interactive(/*confirm=*/true);
+  if (!source) return fail(source.error());
+  auto kind = crypto::parse_kdf_name(a.kdf);
+  if (!kind) return fail(kind.error());
+  auto kdf = crypto::KdfParams::defaults(*kind);
+  if (!kdf) return fail(kdf.error());
+  auto ks = crypto::KeyStore::create(dir, *source, &*kdf);
+  if (!ks) return fail(ks.error());
+  auto log = audit::open_audit_log({.dir = fs::path(a.data_dir) / "audit"}, **ks);
+  if (!log) return fail(log.error());
+  bool raw = source->kind == crypto::MasterKeySource::Kind::kRawKey;
+  auto seq = (*log)->append_admin({"keystore_initialised",
+                                   actor(),
+                                   "",
+                                   {{"kdf", raw ? "raw-key" : crypto::kdf_name(kdf->kind)},
+                                    {"master_fingerprint", (*ks)->master_fingerprint()}}});
+  if (!seq) return fail(seq.error());
+  std::printf("key store created in %s (master key %s, %s)\n", dir.c_str(),
+              (*ks)->master_fingerprint().c_str(), raw ? "raw key" : crypto::kdf_name(kdf->kind));
+  return 0;
+}
+
+int run_rotate(const KeysArgs& a) {
+  fs::path dir = fs::path(a.data_dir) / "keys";
+  auto source = crypto::master_key_source_interactive(false);
+  if (!source) return fail(source.error());
+  auto ks = crypto::KeyStore::open(dir, *source);
+  if (!ks) return fail(ks.error());
+  std::string old_fp = (*ks)->master_fingerprint();
+  crypto::MasterKeySource next;
+  if (const char* hex = std::getenv("ENCLAVE_NEW_MASTER_KEY"); hex && *hex) {
+    auto raw = crypto::MasterKeySource::raw_key_hex(hex);
+    if (!raw) return fail(raw.error());
+    next = std::move(raw).value();
+  } else {
+    auto pass = crypto::read_secret("ENCLAVE_NEW_PASSPHRASE", "New passphrase: ", true);
+    if (!pass) return fail(pass.error());
+    next = crypto::MasterKeySource::passphrase(std::move(pass).value());
+  }
+  auto kind = crypto::parse_kdf_name(a.kdf);
+  if (!kind) return fail(kind.error());
+  auto kdf = crypto::KdfParams::defaults(*kind);
+  if (!kdf) return fail(kdf.error());
+  if (auto st = (*ks)->rotate_master(next, &*kdf); !st) return fail(st.error());
+  auto log = audit::open_audit_log({.dir = fs::path(a.data_dir) / "audit"}, **ks);
+  if (!log) return fail(log.error());
+  auto seq = (*log)->append_admin(
+      {"master_key_rotated",
+       actor(),
+       "",
+       {{"old_fingerprint", old_fp}, {"new_fingerprint", (*ks)->master_fingerprint()}}});
+  if (!seq) return fail(seq.error());
+  std::printf("master key rotated: %s -> %s (data keys re-wrapped, data untouched)\n",
+              old_fp.c_str(), (*ks)->master_fingerprint().c_str());
+  return 0;
+}
+
+// Opens key store, audit log and database, with store admin events going to the audit log.
+struct Opened {
+  std::unique_ptr<crypto::KeyStore> keys;
+  std::unique_ptr<audit::AuditLog> log;
+  std::unique_ptr<store::Store> db;
+};
+
+Result<Opened> open_all(const std::string& data_dir) {
+  Opened o;
+  ENCLAVE_ASSIGN_OR_RETURN(crypto::MasterKeySource src,
+                           crypto::master_key_source_interactive(false));
+  ENCLAVE_ASSIGN_OR_RETURN(o.keys, crypto::KeyStore::open(fs::path(data_dir) / "keys", src));
+  ENCLAVE_ASSIGN_OR_RETURN(o.log,
+                           audit::open_audit_log({.dir = fs::path(data_dir) / "audit"}, *o.keys));
+  ENCLAVE_ASSIGN_OR_RETURN(
+      o.db, store::Store::open({.db_path = fs::path(data_dir) / "enclave.db"}, *o.keys));
+  audit::AuditLog* log = o.log.get();
+  std::string who = actor();
+  o.db->set_event_sink([log, who](const store::AdminEvent& e) -> Status {
+    auto seq = log->append_admin({e.action, who, e.tenant, e.fields});
+    if (!seq) return seq.error();
+    return Status::ok();
+  });
+  return o;
+}
+
+int run_api_create(const KeysArgs& a) {
+  auto o = open_all(a.data_dir);
+  if (!o) return fail(o.error());
+  auto created = o->db->create_api_key(a.name, a.tenant);
+  if (!created) return fail(created.error());
+  std::printf("API key '%s' for tenant '%s' (id %s). Shown once; store it now:\n%.*s\n",
+              created->info.name.c_str(), created->info.tenant.c_str(),
+              created->info.key_id.c_str(), static_cast<int>(created->key.size()),
+              reinterpret_cast<const char*>(created->key.data()));
+  return 0;
+}
+
+int run_api_list(const KeysArgs& a) {
+  auto o = open_all(a.data_dir);
+  if (!o) return fail(o.error());
+  auto keys = o->db->list_api_keys();
+  if (!keys) return fail(keys.error());
+  for (const auto& k : *keys) {
+    std::printf("%-24s tenant=%-16s id=%s%s\n", k.name.c_str(), k.tenant.c_str(), k.key_id.c_str(),
+                k.revoked ? " (revoked)" : "");
+  }
+  return 0;
+}
+
+int run_api_revoke(const KeysArgs& a) {
+  auto o = open_all(a.data_dir);
+  if (!o) return fail(o.error());
+  if (auto st = o->db->revoke_api_key(a.name); !st) return fail(st.error());
+  std::printf("API key '%s' revoked\n", a.name.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void register_keys(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<KeysArgs>();
+  auto* keys = app.add_subcommand("keys", "Master key, tenant data keys and API keys");
+  keys->require_subcommand(1);
+
+  auto* init = keys->add_subcommand(
+      "init",
+      "Create the key store (passphrase from ENCLAVE_PASSPHRASE or a prompt; raw key "
+      "from ENCLAVE_MASTER_KEY / ENCLAVE_MASTER_KEY_FILE)");
+  init->add_option("--data-dir", args->data_dir, "Data directory")->capture_default_str();
+  init->add_option("--kdf", args->kdf, "argon2id (default) or pbkdf2 (FIPS-friendly)")
+      ->check(CLI::IsMember({"argon2id", "pbkdf2"}))
+      ->capture_default_str();
+  init->callback([args, &exit_code] { exit_code = run_init(*args); });
+
+  auto* rotate =
+      keys->add_subcommand("rotate",
+                           "Re-wrap all keys under a new master key (ENCLAVE_NEW_PASSPHRASE or "
+                           "ENCLAVE_NEW_MASTER_KEY, or a prompt); data is not re-encrypted");
+  rotate->add_option("--data-dir", args->data_dir, "Data directory")->capture_default_str();
+  rotate->add_option("--kdf", args->kdf, "KDF for the new passphrase")
+      ->check(CLI::IsMember({"argon2id", "pbkdf2"}))
+      ->capture_default_str();
+  rotate->callback([args, &exit_code] { exit_code = run_rotate(*args); });
+
+  auto* create =
+      keys->add_subcommand("api-create", "Create an API key for a tenant (printed once)");
+  create->add_option("NAME", args->name, "Key name")->required();
+  create->add_option("--tenant", args->tenant, "Tenant the key belongs to")->required();
+  create->add_option("--data-dir", args->data_dir, "Data directory")->capture_default_str();
+  create->callback([args, &exit_code] { exit_code = run_api_create(*args); });
+
+  auto* list = keys->add_subcommand("api-list", "List API keys (names and ids, never the keys)");
+  list->add_option("--data-dir", args->data_dir, "Data directory")->capture_default_str();
+  list->callback([args, &exit_code] { exit_code = run_api_list(*args); });
+
+  auto* revoke = keys->add_subcommand("api-revoke", "Revoke an API key");
+  revoke->add_option("NAME", args->name, "Key name")->required();
+  revoke->add_option("--data-dir", args->data_dir, "Data directory")->capture_default_str();
+  revoke->callback([args, &exit_code] { exit_code = run_api_revoke(*args); });
+}
+
+}  // namespace enclave::cli

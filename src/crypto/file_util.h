@@ -1,0 +1,23 @@
+// Small durable-file helpers shared by the key store (and usable by store/audit): atomic replace
+// with fsync, whole-file reads, and overwrite-then-unlink for key files.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace enclave::crypto {
+
+// Writes `content` to `path` via a temp file + fsync + rename + directory fsync (mode 0600).
+Status write_file_durable(const std::filesystem::path& path, std::string_view content);
+Result<std::string> read_file(const std::filesystem::path& path);
+// fsyncs a directory so that renames/unlinks inside it survive a crash.
+Status fsync_dir(const std::filesystem::path& dir);
+// Overwrites the file with zeros, fsyncs, unlinks it and fsyncs the directory.
+// (On copy-on-write or wear-levelled storage the overwrite is best effort; the unwrapped key
+// never touched the disk, so removing the wrapped copy is what makes the data unrecoverable.)
+Status shred_file(const std::filesystem::path& path);
+
+}  // namespace enclave::crypto

@@ -1,0 +1,84 @@
+// Internal to the kernels library: per-ISA kernel lookup and the scalar block helpers that the
+// scalar reference, the SIMD files and matmul share. Not a public header.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "kernels/quant_blocks.h"
+#include "kernels/vec_dot.h"
+
+namespace enclave::kernels::detail {
+
+using QuantizeActFn = void (*)(const float* x, void* dst, int64_t n);
+
+// Multi-row x multi-token tile: out[t * out_stride + r] = dot(w row r, a token t) for r < n_rows,
+// t < n_tok. Each (r, t) result must be bit-identical to the single-pair VecDotFn of the same
+// level so that the thread split never changes results.
+using VecDotTileFn = void (*)(const void* w, size_t w_stride, int n_rows, const void* a,
+                              size_t a_stride, int n_tok, float* out, size_t out_stride, int64_t n);
+
+// Each returns nullptr when the level has no kernel of its own for the type (the dispatcher then
+// falls back to the next lower level; scalar covers everything).
+VecDotFn scalar_vec_dot(DType weight_type);
+VecDotFn avx2_vec_dot(DType weight_type);
+VecDotFn avx512_vec_dot(DType weight_type);
+QuantizeActFn scalar_quantize(DType act_type);
+QuantizeActFn avx2_quantize(DType act_type);
+QuantizeActFn avx512_quantize(DType act_type);
+VecDotTileFn avx512_vec_dot_tile(DType weight_type);
+// Largest n_rows / n_tok a tile kernel accepts.
+constexpr int kTileMaxRows = 4;
+constexpr int kTileMaxTok = 4;
+
+// Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7).
+inline void k4_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* mn) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *mn = s[j + 4] & 63;
+  } else {
+    *sc = static_cast<uint8_t>((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
+    *mn = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+  }
+}
+
+// Q3_K: the 16 six-bit scales, already minus 32.
+inline void q3k_scales(const uint8_t* scales, int8_t out[16]) {
+  uint32_t a[3];
+  for (int i = 0; i < 3; ++i) {
+    a[i] = static_cast<uint32_t>(scales[4 * i]) | (static_cast<uint32_t>(scales[4 * i + 1]) << 8) |
+           (static_cast<uint32_t>(scales[4 * i + 2]) << 16) |
+           (static_cast<uint32_t>(scales[4 * i + 3]) << 24);
+  }
+  const uint32_t t = a[2];
+  const uint32_t s[4] = {
+      (a[0] & 0x0F0F0F0Fu) | (((t >> 0) & 0x03030303u) << 4),
+      (a[1] & 0x0F0F0F0Fu) | (((t >> 2) & 0x03030303u) << 4),
+      ((a[0] >> 4) & 0x0F0F0F0Fu) | (((t >> 4) & 0x03030303u) << 4),
+      ((a[1] >> 4) & 0x0F0F0F0Fu) | (((t >> 6) & 0x03030303u) << 4),
+  };
+  for (int i = 0; i < 16; ++i) {
+    out[i] = static_cast<int8_t>(static_cast<int>((s[i / 4] >> (8 * (i % 4))) & 0xFF) - 32);
+  }
+}
+
+// Integer view of one weight block: element values q (offsets folded in, so that
+// w = d * scale[sub] * q - dmin * min[sub]) and the per-sub-block integer scales and mins.
+// Sub-blocks are 32 elements for the 32-blocks and Q4_K/Q5_K, 16 for Q2_K/Q3_K/Q6_K.
+struct UnpackedBlock {
+  int8_t q[kQK_K];
+  int16_t scale[16];
+  int16_t min[16];
+  int sub_len;
+  int n_sub;
+  float d;
+  float dmin;  // 0 for symmetric types; for Q4_1/Q5_1 the additive min m (scale/min unused)
+};
+// Unpacks block `block_index` of a row of `type` (any quantized weight type).
+void unpack_block(DType type, const void* row, int64_t block_index, UnpackedBlock* out);
+
+// Reference dequantization of a weight row (any vec_dot weight type), used by matmul_reference.
+void dequantize_row_ref(DType type, const void* row, float* dst, int64_t n);
+
+}  // namespace enclave::kernels::detail

@@ -1,0 +1,382 @@
+// Synthetic model writer: tensor list from a preset, per-tensor type plan, streaming GGUF write
+// with rows generated and quantized in parallel.
+#include "model/synth.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include "gguf/gguf_file.h"
+#include "gguf/gguf_writer.h"
+#include "kernels/quantize.h"
+#include "kernels/thread_pool.h"
+#include "model/chat_templates.h"
+
+namespace enclave::model {
+
+namespace {
+
+const SynthPreset kPresets[] = {
+    {"r1-distill-qwen-1.5b", "DeepSeek-R1-Distill-Qwen-1.5B", "qwen2", 1536, 28, 12, 2, 128, 8960,
+     131072, 10000.0f, 1e-6f, true, false, kR1DistillQwenTemplate},
+    {"r1-distill-qwen-7b", "DeepSeek-R1-Distill-Qwen-7B", "qwen2", 3584, 28, 28, 4, 128, 18944,
+     131072, 10000.0f, 1e-6f, true, false, kR1DistillQwenTemplate},
+    {"r1-distill-llama-8b", "DeepSeek-R1-Distill-Llama-8B", "llama", 4096, 32, 32, 8, 128, 14336,
+     131072, 500000.0f, 1e-5f, false, true, kR1DistillLlamaTemplate},
+    // Small qwen2 model for server demos and tests: generated in well under a second.
+    {"demo-tiny", "Enclave demo-tiny (qwen2)", "qwen2", 256, 2, 4, 2, 64, 768, 4096, 10000.0f,
+     1e-6f, true, false, kR1DistillQwenTemplate},
+};
+
+// llama_ftype ids (include/llama.h).
+struct MixInfo {
+  std::string_view name;
+  DType base;
+  uint32_t ftype;
+  bool more_bits;  // attn_v / ffn_down Q6_K on use_more_bits layers (the _M mixes)
+};
+constexpr MixInfo kMixes[] = {
+    {"Q4_K_M", DType::kQ4_K, 15, true},
+    {"Q4_K_S", DType::kQ4_K, 14, false},
+    {"Q5_K_M", DType::kQ5_K, 17, true},
+    {"Q5_K_S", DType::kQ5_K, 16, false},
+};
+
+uint32_t plain_ftype(DType t) {
+  switch (t) {
+    case DType::kF32:
+      return 0;
+    case DType::kF16:
+      return 1;
+    case DType::kQ4_0:
+      return 2;
+    case DType::kQ4_1:
+      return 3;
+    case DType::kQ8_0:
+      return 7;
+    case DType::kQ5_0:
+      return 8;
+    case DType::kQ5_1:
+      return 9;
+    case DType::kQ2_K:
+      return 10;
+    case DType::kQ3_K:
+      return 12;
+    case DType::kQ4_K:
+      return 15;
+    case DType::kQ5_K:
+      return 17;
+    case DType::kQ6_K:
+      return 18;
+    case DType::kBF16:
+      return 32;
+    default:
+      return 0;
+  }
+}
+
+bool is_k_quant(DType t) {
+  return t == DType::kQ2_K || t == DType::kQ3_K || t == DType::kQ4_K || t == DType::kQ5_K ||
+         t == DType::kQ6_K;
+}
+
+// llama.cpp's fallback when a K-quant row length is not a multiple of 256.
+DType fallback_type(DType t, uint64_t ne0) {
+  if (!is_k_quant(t) || ne0 % 256 == 0) {
+    if (dtype_traits(t).block_elems > 1 && ne0 % dtype_traits(t).block_elems != 0) return DType::kF16;
+    return t;
+  }
+  DType f = DType::kF16;
+  switch (t) {
+    case DType::kQ4_K:
+      f = DType::kQ5_0;
+      break;
+    case DType::kQ5_K:
+      f = DType::kQ5_1;
+      break;
+    case DType::kQ6_K:
+      f = DType::kQ8_0;
+      break;
+    default:
+      f = DType::kF16;
+      break;
+  }
+  if (ne0 % dtype_traits(f).block_elems != 0) f = DType::kF16;
+  return f;
+}
+
+// Layer index from "blk.N.xxx", or -1.
+int layer_of(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  return std::atoi(name.c_str() + 4);
+}
+
+bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Approximately N(0, 1): a Binomial(48, 1/2) count plus a uniform fraction, standardized.
+// One PRNG call per value keeps multi-GB models quick to generate.
+inline float fast_normal(uint64_t& state) {
+  const uint64_t r = splitmix64(state);
+  const int pc = std::popcount(r >> 16);
+  const float u = static_cast<float>(r & 0xFFFF) * (1.0f / 65536.0f);
+  constexpr float kInvSd = 0.28767798f;  // 1 / sqrt(12 + 1/12)
+  return (static_cast<float>(pc - 24) + u - 0.5f) * kInvSd;
+}
+
+enum class Fill { kNormal, kOnes, kRopeFreqs };
+
+struct TensorPlan {
+  std::string name;
+  std::vector<uint64_t> ne;
+  DType type;
+  Fill fill;
+};
+
+// llama3 RoPE frequency divisors (factor 8, low 1, high 4, original context 8192).
+std::vector<float> llama3_rope_freqs(int32_t n_rot, float base) {
+  const double factor = 8.0, low = 1.0, high = 4.0, orig = 8192.0;
+  const double low_wavelen = orig / low, high_wavelen = orig / high;
+  std::vector<float> ff(static_cast<size_t>(n_rot / 2));
+  for (int32_t i = 0; i < n_rot / 2; ++i) {
+    const double freq = std::pow(static_cast<double>(base), -2.0 * i / n_rot);
+    const double wavelen = 2.0 * M_PI / freq;
+    double f;
+    if (wavelen < high_wavelen) {
+      f = 1.0;
+    } else if (wavelen > low_wavelen) {
+      f = factor;
+    } else {
+      const double smooth = (orig / wavelen - low) / (high - low);
+      f = 1.0 / ((1.0 - smooth) / factor + smooth);
+    }
+    ff[static_cast<size_t>(i)] = static_cast<float>(f);
+  }
+  return ff;
+}
+
+}  // namespace
+
+const SynthPreset* find_synth_preset(std::string_view name) {
+  for (const SynthPreset& p : kPresets) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+std::vector<std::string_view> synth_preset_names() {
+  std::vector<std::string_view> names;
+  for (const SynthPreset& p : kPresets) names.push_back(p.name);
+  return names;
+}
+
+Result<TensorTypeFn> builtin_type_plan(std::string_view type_name, int32_t n_layer,
+                                       uint32_t* file_type) {
+  std::string upper(type_name);
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  DType base = DType::kF32;
+  bool more_bits = false;
+  uint32_t ftype = 0;
+  bool found = false;
+  for (const MixInfo& m : kMixes) {
+    if (m.name == upper) {
+      base = m.base;
+      more_bits = m.more_bits;
+      ftype = m.ftype;
+      found = true;
+    }
+  }
+  if (!found) {
+    std::optional<DType> t = dtype_from_name(type_name);
+    if (!t || !kernels::can_quantize(*t) || *t == DType::kQ8_1 || *t == DType::kQ8_K) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "unknown or unsupported --type '" + std::string(type_name) +
+                       "'; use F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, "
+                       "Q5_K, Q6_K, Q4_K_S, Q4_K_M, Q5_K_S or Q5_K_M");
+    }
+    base = *t;
+    ftype = plain_ftype(base);
+  }
+  if (file_type) *file_type = ftype;
+  const bool float_base = base == DType::kF32 || base == DType::kF16 || base == DType::kBF16;
+  return TensorTypeFn([base, more_bits, float_base, n_layer](
+                          const std::string& name, const std::vector<uint64_t>& ne) -> DType {
+    if (ne.size() < 2) return DType::kF32;  // norms, biases, rope_freqs
+    DType t = base;
+    if (name == "output.weight" && !float_base && base != DType::kQ8_0) t = DType::kQ6_K;
+    if (more_bits) {
+      const int il = layer_of(name);
+      const bool v = name.find(".attn_v.weight") != std::string::npos;
+      const bool down = name.find(".ffn_down.weight") != std::string::npos;
+      if ((v || down) && il >= 0 && use_more_bits(il, n_layer)) t = DType::kQ6_K;
+    }
+    return fallback_type(t, ne[0]);
+  });
+}
+
+Result<SynthReport> synthesize(const SynthOptions& o) {
+  const SynthPreset* p = find_synth_preset(o.preset);
+  if (!p) {
+    std::string names;
+    for (std::string_view n : synth_preset_names()) names += (names.empty() ? "" : ", ") + std::string(n);
+    return Error(ErrorCode::kInvalidArgument,
+                 "unknown preset '" + o.preset + "'; available: " + names);
+  }
+  if (o.layers < 0 || o.layers > 1024) {
+    return Error(ErrorCode::kInvalidArgument, "--layers must be 1..1024");
+  }
+  if (o.n_threads < 1) return Error(ErrorCode::kInvalidArgument, "n_threads must be >= 1");
+  if (!(o.weight_std > 0.0f)) return Error(ErrorCode::kInvalidArgument, "weight std must be > 0");
+  const int32_t n_layer = o.layers > 0 ? o.layers : p->n_layer;
+
+  ENCLAVE_ASSIGN_OR_RETURN(gguf::GgufFile vocab, gguf::GgufFile::open(o.vocab_path));
+  ENCLAVE_ASSIGN_OR_RETURN(auto tokens, vocab.get_string_array("tokenizer.ggml.tokens"));
+  if (!tokens || tokens->empty()) {
+    return Error(ErrorCode::kInvalidArgument, "vocabulary file " + o.vocab_path +
+                                                  " has no tokenizer.ggml.tokens; pass a vocab "
+                                                  "GGUF such as ggml-vocab-deepseek-llm.gguf");
+  }
+  const int32_t n_vocab = static_cast<int32_t>(tokens->size());
+
+  TensorTypeFn type_for;
+  uint32_t ftype = o.file_type;
+  if (!o.plan_types) {
+    ENCLAVE_ASSIGN_OR_RETURN(type_for, builtin_type_plan(o.type_name, n_layer, &ftype));
+  }
+
+  const std::string arch(p->arch);
+  gguf::GgufWriter w;
+  w.set_string("general.architecture", arch);
+  w.set_string("general.name", std::string(p->general_name) + " (random weights, demo)");
+  w.set_string("general.description",
+               "enclave synth: random weights N(0, " + std::to_string(o.weight_std) + "), seed " +
+                   std::to_string(o.seed) + "; not a trained model");
+  w.set_uint32("general.file_type", ftype);
+  w.set_bool("enclave.synth", true);
+  const std::string a = arch + ".";
+  w.set_uint32(a + "context_length", static_cast<uint32_t>(p->n_ctx_train));
+  w.set_uint32(a + "embedding_length", static_cast<uint32_t>(p->n_embd));
+  w.set_uint32(a + "block_count", static_cast<uint32_t>(n_layer));
+  w.set_uint32(a + "feed_forward_length", static_cast<uint32_t>(p->n_ff));
+  w.set_uint32(a + "attention.head_count", static_cast<uint32_t>(p->n_head));
+  w.set_uint32(a + "attention.head_count_kv", static_cast<uint32_t>(p->n_head_kv));
+  w.set_float32(a + "rope.freq_base", p->rope_base);
+  w.set_float32(a + "attention.layer_norm_rms_epsilon", p->rms_eps);
+  if (arch == "llama") {
+    w.set_uint32(a + "rope.dimension_count", static_cast<uint32_t>(p->head_dim));
+    w.set_uint32(a + "vocab_size", static_cast<uint32_t>(n_vocab));
+  }
+  for (const auto& [key, value] : vocab.metadata()) {
+    if (key.rfind("tokenizer.", 0) == 0) w.set(key, value);
+  }
+  w.set_string("tokenizer.chat_template", p->chat_template);
+
+  // Tensor list in the order converted HF checkpoints use.
+  const uint64_t E = static_cast<uint64_t>(p->n_embd);
+  const uint64_t qd = static_cast<uint64_t>(p->n_head) * p->head_dim;
+  const uint64_t kvd = static_cast<uint64_t>(p->n_head_kv) * p->head_dim;
+  const uint64_t F = static_cast<uint64_t>(p->n_ff);
+  const uint64_t V = static_cast<uint64_t>(n_vocab);
+  std::vector<TensorPlan> plan;
+  auto add = [&](std::string name, std::vector<uint64_t> ne, Fill fill) {
+    const DType t = type_for ? type_for(name, ne) : DType::kF32;
+    plan.push_back(TensorPlan{std::move(name), std::move(ne), t, fill});
+  };
+  add("token_embd.weight", {E, V}, Fill::kNormal);
+  add("output_norm.weight", {E}, Fill::kOnes);
+  add("output.weight", {E, V}, Fill::kNormal);
+  if (p->llama3_rope) add("rope_freqs.weight", {static_cast<uint64_t>(p->head_dim / 2)}, Fill::kRopeFreqs);
+  for (int32_t il = 0; il < n_layer; ++il) {
+    const std::string b = "blk." + std::to_string(il) + ".";
+    add(b + "attn_norm.weight", {E}, Fill::kOnes);
+    add(b + "attn_q.weight", {E, qd}, Fill::kNormal);
+    if (p->qkv_bias) add(b + "attn_q.bias", {qd}, Fill::kNormal);
+    add(b + "attn_k.weight", {E, kvd}, Fill::kNormal);
+    if (p->qkv_bias) add(b + "attn_k.bias", {kvd}, Fill::kNormal);
+    add(b + "attn_v.weight", {E, kvd}, Fill::kNormal);
+    if (p->qkv_bias) add(b + "attn_v.bias", {kvd}, Fill::kNormal);
+    add(b + "attn_output.weight", {qd, E}, Fill::kNormal);
+    add(b + "ffn_norm.weight", {E}, Fill::kOnes);
+    add(b + "ffn_gate.weight", {E, F}, Fill::kNormal);
+    add(b + "ffn_up.weight", {E, F}, Fill::kNormal);
+    add(b + "ffn_down.weight", {F, E}, Fill::kNormal);
+  }
+  if (o.plan_types) {
+    std::vector<std::string> names;
+    std::vector<std::vector<uint64_t>> shapes;
+    for (const TensorPlan& t : plan) {
+      names.push_back(t.name);
+      shapes.push_back(t.ne);
+    }
+    ENCLAVE_ASSIGN_OR_RETURN(std::vector<DType> types, o.plan_types(names, shapes));
+    if (types.size() != plan.size()) {
+      return Error(ErrorCode::kInternal, "synth: the type plan returned a wrong number of types");
+    }
+    for (size_t i = 0; i < plan.size(); ++i) plan[i].type = types[i];
+  }
+  bool any_quant = false;
+  SynthReport report;
+  for (const TensorPlan& t : plan) {
+    if (!kernels::can_quantize(t.type)) {
+      return Error(ErrorCode::kInvalidArgument, "the type plan chose " +
+                                                    std::string(dtype_name(t.type)) + " for " +
+                                                    t.name + ", which cannot be written");
+    }
+    ENCLAVE_TRY_STATUS(w.add_tensor_info(t.name, t.type, t.ne));
+    any_quant = any_quant || dtype_traits(t.type).quantized;
+    uint64_t n = 1;
+    for (uint64_t d : t.ne) n *= d;
+    report.n_params += n;
+  }
+  if (any_quant) w.set_uint32("general.quantization_version", 2);
+
+  kernels::ThreadPool pool(o.n_threads);
+  const std::vector<float> rope_freqs =
+      p->llama3_rope ? llama3_rope_freqs(p->head_dim, p->rope_base) : std::vector<float>();
+  auto fill = [&](size_t index, std::span<uint8_t> out) -> Status {
+    const TensorPlan& t = plan[index];
+    const int64_t ne0 = static_cast<int64_t>(t.ne[0]);
+    const int64_t rows = t.ne.size() > 1 ? static_cast<int64_t>(t.ne[1]) : 1;
+    const size_t row_bytes = dtype_row_bytes(t.type, static_cast<uint64_t>(ne0));
+    if (row_bytes * static_cast<size_t>(rows) != out.size()) {
+      return Error(ErrorCode::kInternal, "synth: size mismatch for " + t.name);
+    }
+    uint64_t tensor_seed = o.seed * 0x2545F4914F6CDD1Dull + index;
+    const uint64_t base_seed = splitmix64(tensor_seed);
+    pool.parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+      std::vector<float> row(static_cast<size_t>(ne0));
+      for (int64_t r = r0; r < r1; ++r) {
+        switch (t.fill) {
+          case Fill::kOnes:
+            std::fill(row.begin(), row.end(), 1.0f);
+            break;
+          case Fill::kRopeFreqs:
+            std::copy(rope_freqs.begin(), rope_freqs.end(), row.begin());
+            break;
+          case Fill::kNormal: {
+            uint64_t state = base_seed ^ (static_cast<uint64_t>(r) * 0x9E3779B97F4A7C15ull);
+            for (float& x : row) x = fast_normal(state) * o.weight_std;
+            break;
+          }
+        }
+        kernels::quantize_row(t.type, row.data(), out.data() + static_cast<size_t>(r) * row_bytes, ne0);
+      }
+    });
+    return Status::ok();
+  };
+  ENCLAVE_TRY_STATUS(w.write_streaming(o.out_path, fill));
+  report.file_bytes = w.file_size();
+  report.n_tensors = plan.size();
+  report.n_vocab = n_vocab;
+  report.n_layer = n_layer;
+  return report;
+}
+
+}  // namespace enclave::model

@@ -1,0 +1,752 @@
+// SensitivityScanner: every builtin and operator pattern is compiled into one Hyperscan block
+// database (leftmost start of match). Each raw match goes through its detector's validator
+// (boundaries, checksums, context) and becomes a candidate; overlapping candidates are resolved
+// (longest wins, ties go to the more specific type, the winner inherits the highest level it
+// covered), then code-point offsets are added in one pass.
+#include "privacy/scanner.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <hs/hs.h>
+#include <pcre2.h>
+
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "privacy/validators.h"
+
+namespace enclave::privacy {
+
+namespace {
+
+enum class Kind : uint8_t {
+  kPem,
+  kJwt,
+  kWordToken,  // fixed-shape token bounded by [A-Za-z0-9_] (ghp_..., AKIA...)
+  kRunToken,   // unbounded token; boundaries on [A-Za-z0-9_-] (sk-..., github_pat_...)
+  kCnId,
+  kCard,
+  kIban,
+  kSsn,
+  kPassportCn,
+  kPassportGeneric,
+  kPhoneCn,
+  kPhoneIntl,
+  kEmail,
+  kIpv6,
+  kIpv4,
+  kKeyword,
+  kOperatorRegex,
+};
+
+struct BuiltinDef {
+  std::string_view name;
+  Level level;
+};
+
+// Specificity order: earlier wins a tie between equally long overlapping candidates.
+constexpr std::array<BuiltinDef, 15> kBuiltins = {{
+    {"private_key", Level::kSecret},
+    {"jwt", Level::kSecret},
+    {"github_token", Level::kSecret},
+    {"aws_access_key", Level::kSecret},
+    {"api_key", Level::kSecret},
+    {"cn_id", Level::kConfidential},
+    {"bank_card", Level::kConfidential},
+    {"iban", Level::kConfidential},
+    {"us_ssn", Level::kConfidential},
+    {"passport", Level::kConfidential},
+    {"phone_cn", Level::kConfidential},
+    {"phone_intl", Level::kConfidential},
+    {"email", Level::kConfidential},
+    {"ipv6", Level::kInternal},
+    {"ipv4", Level::kInternal},
+}};
+
+constexpr std::array<std::string_view, kBuiltins.size()> kBuiltinNames = [] {
+  std::array<std::string_view, kBuiltins.size()> a{};
+  for (size_t i = 0; i < kBuiltins.size(); ++i) a[i] = kBuiltins[i].name;
+  return a;
+}();
+
+struct BuiltinPattern {
+  std::string_view type;
+  Kind kind;
+  uint8_t aux;  // bank_card: minimum digits; 2nd aux below: maximum digits
+  uint8_t aux2;
+  const char* regex;
+};
+
+// Patterns are ASCII, compiled in byte mode; boundaries are checked by the validators (not \b,
+// so digits right next to CJK characters still match).
+constexpr BuiltinPattern kPatterns[] = {
+    {"private_key", Kind::kPem, 0, 0, R"(-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----)"},
+    {"jwt", Kind::kJwt, 0, 0, R"(eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]+)"},
+    {"github_token", Kind::kWordToken, 0, 0, R"(gh[pousr]_[A-Za-z0-9]{36})"},
+    {"github_token", Kind::kRunToken, 0, 0, R"(github_pat_[A-Za-z0-9_]{22,})"},
+    {"aws_access_key", Kind::kWordToken, 0, 0, R"((?:AKIA|ASIA)[A-Z0-9]{16})"},
+    {"api_key", Kind::kRunToken, 0, 0, R"(sk-[A-Za-z0-9_-]{20,})"},
+    {"cn_id", Kind::kCnId, 0, 0,
+     R"([1-8]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx])"},
+    // Visa 16/19, Mastercard 51-55 / 2221-2720, Amex 34/37 (4-6-5), UnionPay 62 16-19 digits.
+    {"bank_card", Kind::kCard, 16, 19, R"(4\d{3}(?:[ -]?\d{4}){3}(?:[ -]?\d{3})?)"},
+    {"bank_card", Kind::kCard, 16, 16,
+     R"((?:5[1-5]\d{2}|222[1-9]|22[3-9]\d|2[3-6]\d{2}|27[01]\d|2720)(?:[ -]?\d{4}){3})"},
+    {"bank_card", Kind::kCard, 15, 15, R"(3[47]\d{2}[ -]?\d{6}[ -]?\d{5})"},
+    {"bank_card", Kind::kCard, 16, 19, R"(62\d{2}(?:[ -]?\d{4}){3}(?:[ -]?\d{1,3})?)"},
+    {"iban", Kind::kIban, 0, 0, R"([A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)"},
+    {"us_ssn", Kind::kSsn, 0, 0, R"(\d{3}-\d{2}-\d{4})"},
+    {"passport", Kind::kPassportCn, 0, 0, R"([EG]\d{8})"},
+    {"passport", Kind::kPassportCn, 0, 0, R"(E[A-HJ-NP-Z]\d{7})"},
+    {"passport", Kind::kPassportGeneric, 0, 0, R"([A-Z]{1,2}\d{6,8})"},
+    {"passport", Kind::kPassportGeneric, 0, 0, R"(\d{9})"},
+    {"phone_cn", Kind::kPhoneCn, 0, 0, R"((?:(?:\+|00)86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2})"},
+    {"phone_intl", Kind::kPhoneIntl, 0, 0, R"(\+[1-9][0-9 ().-]{6,24}[0-9])"},
+    {"email", Kind::kEmail, 0, 0,
+     R"([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24})"},
+    {"ipv6", Kind::kIpv6, 0, 0, R"([0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})"},
+    {"ipv4", Kind::kIpv4, 0, 0, R"(\d{1,3}(?:\.\d{1,3}){3})"},
+};
+
+// Keyword boundary flags (PatternSpec::aux).
+constexpr uint8_t kCheckBefore = 1, kCheckAfter = 2;
+
+struct PatternSpec {
+  Kind kind;
+  uint16_t type;
+  uint8_t aux = 0;
+  uint8_t aux2 = 0;
+};
+
+struct Candidate {
+  size_t start, end;
+  uint16_t type;  // index into Impl::type_names; lower = more specific
+  Level level;
+};
+
+bool is_digit(unsigned char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_alpha(unsigned char c) {
+  return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+}
+bool is_alnum(unsigned char c) {
+  return is_digit(c) || is_alpha(c);
+}
+bool is_word(unsigned char c) {
+  return is_alnum(c) || c == '_';
+}
+bool is_token(unsigned char c) {
+  return is_word(c) || c == '-';
+}
+bool is_b64(unsigned char c) {
+  return is_alnum(c) || c == '+' || c == '/' || c == '=';
+}
+
+std::string hex_escape(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string r;
+  r.reserve(s.size() * 4);
+  for (unsigned char c : s) {
+    if (is_alnum(c)) {
+      r.push_back(static_cast<char>(c));
+    } else {
+      r += "\\x";
+      r.push_back(kHex[c >> 4]);
+      r.push_back(kHex[c & 15]);
+    }
+  }
+  return r;
+}
+
+bool valid_category(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (unsigned char c : s) {
+    if (!is_word(c) && c != '-' && c != '.') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const char* level_name(Level level) {
+  switch (level) {
+    case Level::kPublic:
+      return "public";
+    case Level::kInternal:
+      return "internal";
+    case Level::kConfidential:
+      return "confidential";
+    case Level::kSecret:
+      return "secret";
+  }
+  return "unknown";
+}
+
+std::optional<Level> parse_level(std::string_view name) {
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  for (Level l : {Level::kPublic, Level::kInternal, Level::kConfidential, Level::kSecret}) {
+    if (lower == level_name(l)) return l;
+  }
+  return std::nullopt;
+}
+
+std::span<const std::string_view> builtin_types() {
+  return kBuiltinNames;
+}
+
+std::optional<Level> default_level(std::string_view type) {
+  for (const auto& b : kBuiltins) {
+    if (b.name == type) return b.level;
+  }
+  return std::nullopt;
+}
+
+Level max_level(const std::vector<Finding>& findings) {
+  Level m = Level::kPublic;
+  for (const auto& f : findings) m = std::max(m, f.level);
+  return m;
+}
+
+struct PcreRegex {
+  pcre2_code* code = nullptr;
+  uint16_t type = 0;
+};
+
+// Per-call working memory, pooled so a scan allocates nothing but its findings.
+struct ScratchSlot {
+  hs_scratch_t* scratch = nullptr;
+  std::vector<Candidate> candidates, resolved, cluster;
+};
+
+struct SensitivityScanner::Impl {
+  hs_database_t* db = nullptr;
+  hs_scratch_t* proto = nullptr;
+  std::vector<PatternSpec> specs;  // by Hyperscan pattern id
+  std::vector<std::string> type_names;
+  std::vector<Level> type_levels;
+  std::vector<PcreRegex> pcre;
+  mutable std::mutex mu;
+  mutable std::vector<std::unique_ptr<ScratchSlot>> pool;
+
+  ~Impl() {
+    for (auto& s : pool) hs_free_scratch(s->scratch);
+    if (proto) hs_free_scratch(proto);
+    if (db) hs_free_database(db);
+    for (auto& r : pcre) pcre2_code_free(r.code);
+  }
+
+  std::unique_ptr<ScratchSlot> acquire() const {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!pool.empty()) {
+        auto s = std::move(pool.back());
+        pool.pop_back();
+        return s;
+      }
+    }
+    auto s = std::make_unique<ScratchSlot>();
+    if (proto && hs_clone_scratch(proto, &s->scratch) != HS_SUCCESS) return nullptr;
+    return s;
+  }
+
+  void release(std::unique_ptr<ScratchSlot> s) const {
+    for (auto* v : {&s->candidates, &s->resolved, &s->cluster}) {
+      v->clear();
+      if (v->capacity() > (1u << 16)) std::vector<Candidate>().swap(*v);
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    pool.push_back(std::move(s));
+  }
+};
+
+namespace {
+
+struct ScanContext {
+  const SensitivityScanner::Impl* impl;
+  std::string_view text;
+  std::vector<Candidate>* out;
+  int today = 0;
+};
+
+// Byte before `pos` (0 at the start) and at `pos` (0 at the end).
+unsigned char byte_before(std::string_view t, size_t pos) {
+  return pos == 0 ? 0 : static_cast<unsigned char>(t[pos - 1]);
+}
+unsigned char byte_at(std::string_view t, size_t pos) {
+  return pos >= t.size() ? 0 : static_cast<unsigned char>(t[pos]);
+}
+
+bool alnum_bounded(std::string_view t, size_t s, size_t e) {
+  return !is_alnum(byte_before(t, s)) && !is_alnum(byte_at(t, e));
+}
+
+bool card_valid(std::string_view span, int min_digits, int max_digits) {
+  char digits[24];
+  int n = 0;
+  char sep = 0;
+  for (char c : span) {
+    if (is_digit(c)) {
+      if (n == 23) return false;
+      digits[n++] = c;
+    } else {
+      if (sep != 0 && sep != c) return false;  // mixed separators: not a printed card number
+      sep = c;
+    }
+  }
+  return n >= min_digits && n <= max_digits && luhn_valid(std::string_view(digits, n));
+}
+
+bool phone_intl_valid(std::string_view span) {
+  int digits = 0, open = 0, close = 0;
+  bool prev_sep = false;
+  for (size_t i = 1; i < span.size(); ++i) {
+    const char c = span[i];
+    if (is_digit(c)) {
+      ++digits;
+      prev_sep = false;
+    } else if (c == '(' || c == ')') {
+      if (c == '(' ? open++ : close++) return false;  // at most one pair
+      if (c == ')' && open != 1) return false;
+    } else {
+      if (prev_sep) return false;
+      prev_sep = true;
+    }
+  }
+  return open == close && digits >= 8 && digits <= 15;
+}
+
+bool email_valid(std::string_view t, size_t& s, size_t e) {
+  while (s < e && t[s] == '.') ++s;  // sentence punctuation before the address
+  const std::string_view span = t.substr(s, e - s);
+  const size_t at = span.find('@');
+  if (at == 0 || at == std::string_view::npos || at > 64) return false;
+  const std::string_view local = span.substr(0, at), domain = span.substr(at + 1);
+  if (local.back() == '.' || local.find("..") != std::string_view::npos) return false;
+  // Labels: non-empty, no leading/trailing hyphen.
+  size_t label_start = 0;
+  for (size_t i = 0; i <= domain.size(); ++i) {
+    if (i == domain.size() || domain[i] == '.') {
+      if (i == label_start || domain[label_start] == '-' || domain[i - 1] == '-') return false;
+      label_start = i + 1;
+    }
+  }
+  const unsigned char n = byte_at(t, e);
+  if (is_token(n)) return false;
+  if (n == '.' && is_alnum(byte_at(t, e + 1))) return false;
+  return true;
+}
+
+// Base64url-decodes the JWT header and checks it looks like a JSON object with a JOSE field.
+bool jwt_header_valid(std::string_view b64) {
+  if (b64.size() > 1024) return false;
+  char out[768];
+  size_t n = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : b64) {
+    int v;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '-')
+      v = 62;
+    else if (c == '_')
+      v = 63;
+    else
+      return false;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[n++] = static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  const std::string_view json(out, n);
+  const size_t last = json.find_last_not_of(" \t\r\n");
+  if (n < 2 || json[0] != '{' || last == std::string_view::npos || json[last] != '}') return false;
+  return json.find("\"alg\"") != std::string_view::npos ||
+         json.find("\"typ\"") != std::string_view::npos;
+}
+
+bool has_passport_context(std::string_view t, size_t s, size_t e) {
+  constexpr size_t kBefore = 48, kAfter = 24;
+  const size_t from = s > kBefore ? s - kBefore : 0;
+  const size_t to = std::min(t.size(), e + kAfter);
+  std::string window(t.substr(from, to - from));
+  for (char& c : window) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  for (std::string_view w :
+       {"passport", "\xe6\x8a\xa4\xe7\x85\xa7" /* 护照 */, "pasaporte", "passeport", "reisepass"}) {
+    if (window.find(w) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// Extends a PEM BEGIN marker over its body through the matching END line (or, when the key is
+// truncated, over the base64 body that follows).
+size_t pem_end(std::string_view t, size_t s, size_t e) {
+  constexpr std::string_view kBegin = "-----BEGIN ";
+  const std::string_view label = t.substr(s + kBegin.size(), e - 5 - s - kBegin.size());
+  const size_t dash = t.find("-----", e);
+  if (dash != std::string_view::npos) {
+    std::string end_marker = "-----END ";
+    end_marker.append(label);
+    end_marker += "-----";
+    if (t.substr(dash, end_marker.size()) == end_marker) return dash + end_marker.size();
+  }
+  size_t p = e;
+  const size_t limit = dash == std::string_view::npos ? t.size() : dash;
+  while (p < limit) {
+    const unsigned char c = byte_at(t, p);
+    if (!is_b64(c) && c != '\n' && c != '\r' && c != ' ' && c != '\t') break;
+    ++p;
+  }
+  while (p > e && (t[p - 1] == '\n' || t[p - 1] == '\r' || t[p - 1] == ' ' || t[p - 1] == '\t')) {
+    --p;
+  }
+  return p;
+}
+
+int on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int,
+             void* user) {
+  auto& ctx = *static_cast<ScanContext*>(user);
+  const PatternSpec& spec = ctx.impl->specs[id];
+  const std::string_view t = ctx.text;
+  size_t s = static_cast<size_t>(from), e = static_cast<size_t>(to);
+  const std::string_view span = t.substr(s, e - s);
+  const unsigned char before = byte_before(t, s), after = byte_at(t, e);
+  bool ok = false;
+  switch (spec.kind) {
+    case Kind::kPem:
+      e = pem_end(t, s, e);
+      ok = true;
+      break;
+    case Kind::kJwt:
+      ok = !is_token(before) && before != '.' && !is_token(after) &&
+           jwt_header_valid(span.substr(0, span.find('.')));
+      break;
+    case Kind::kWordToken:
+      ok = !is_word(before) && !is_word(after);
+      break;
+    case Kind::kRunToken:
+      ok = !is_token(before) && !is_token(after);
+      break;
+    case Kind::kCnId:
+      if (alnum_bounded(t, s, e)) {
+        if (ctx.today == 0) ctx.today = today_yyyymmdd();
+        ok = cn_id_valid(span, ctx.today);
+      }
+      break;
+    case Kind::kCard:
+      ok = alnum_bounded(t, s, e) && card_valid(span, spec.aux, spec.aux2);
+      break;
+    case Kind::kIban:
+      if (alnum_bounded(t, s, e)) {
+        char compact[40];
+        size_t n = 0;
+        for (char c : span) {
+          if (c != ' ' && n < sizeof(compact)) compact[n++] = c;
+        }
+        ok = iban_valid(std::string_view(compact, n));
+      }
+      break;
+    case Kind::kSsn:
+      ok = !is_alnum(before) && before != '-' && !is_alnum(after) &&
+           !(after == '-' && is_digit(byte_at(t, e + 1))) && us_ssn_valid(span);
+      break;
+    case Kind::kPassportCn:
+      ok = alnum_bounded(t, s, e);
+      break;
+    case Kind::kPassportGeneric:
+      ok = alnum_bounded(t, s, e) && has_passport_context(t, s, e);
+      break;
+    case Kind::kPhoneCn:
+      ok = !is_alnum(before) && before != '+' && !is_alnum(after);
+      break;
+    case Kind::kPhoneIntl:
+      ok = !is_alnum(before) && before != '+' && !is_alnum(after) && phone_intl_valid(span);
+      break;
+    case Kind::kEmail:
+      ok = email_valid(t, s, e);
+      break;
+    case Kind::kIpv6:
+      ok = !is_alnum(before) && before != ':' && !is_alnum(after) && after != ':' &&
+           ipv6_valid(span);
+      break;
+    case Kind::kIpv4:
+      ok = !is_alnum(before) && before != '.' && !is_alnum(after) &&
+           !(after == '.' && is_digit(byte_at(t, e + 1))) && ipv4_valid(span);
+      break;
+    case Kind::kKeyword:
+      ok = (!(spec.aux & kCheckBefore) || !is_alnum(before)) &&
+           (!(spec.aux & kCheckAfter) || !is_alnum(after));
+      break;
+    case Kind::kOperatorRegex:
+      ok = e > s;
+      break;
+  }
+  if (ok) ctx.out->push_back({s, e, spec.type, ctx.impl->type_levels[spec.type]});
+  return 0;
+}
+
+// Resolves one cluster of transitively overlapping candidates, appending winners to `out`.
+void resolve_cluster(std::vector<Candidate>& cluster, std::vector<Candidate>& out) {
+  std::sort(cluster.begin(), cluster.end(), [](const Candidate& a, const Candidate& b) {
+    const size_t la = a.end - a.start, lb = b.end - b.start;
+    if (la != lb) return la > lb;
+    if (a.type != b.type) return a.type < b.type;
+    return a.start < b.start;
+  });
+  const size_t first = out.size();
+  for (const Candidate& c : cluster) {
+    bool overlaps = false;
+    for (size_t i = first; i < out.size(); ++i) {
+      if (out[i].start < c.end && c.start < out[i].end) {
+        overlaps = true;
+        out[i].level = std::max(out[i].level, c.level);  // never lose sensitivity
+      }
+    }
+    if (!overlaps) out.push_back(c);
+  }
+  std::sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+            [](const Candidate& a, const Candidate& b) { return a.start < b.start; });
+}
+
+}  // namespace
+
+SensitivityScanner::SensitivityScanner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SensitivityScanner::~SensitivityScanner() = default;
+
+Result<std::unique_ptr<SensitivityScanner>> SensitivityScanner::create(const ScanRules& rules) {
+  auto impl = std::make_unique<Impl>();
+  for (const auto& [name, rule] : rules.builtins) {
+    if (!default_level(name)) {
+      std::string valid;
+      for (auto n : kBuiltinNames) (valid += valid.empty() ? "" : ", ") += n;
+      return make_error(ErrorCode::kInvalidArgument, "scan rules: unknown builtin detector '" +
+                                                         name + "' (valid: " + valid + ")");
+    }
+  }
+  // Type table: operator categories first (most specific), then builtins in specificity order.
+  for (size_t i = 0; i < rules.terms.size(); ++i) {
+    const TermRule& term = rules.terms[i];
+    const std::string where = "scan rules: terms[" + std::to_string(i) + "]";
+    if (!valid_category(term.category)) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        where + ": category must be 1-64 characters of [A-Za-z0-9_.-]");
+    }
+    if (default_level(term.category)) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        where + ": category '" + term.category +
+                            "' is a builtin detector name; choose another name");
+    }
+    if (std::find(impl->type_names.begin(), impl->type_names.end(), term.category) !=
+        impl->type_names.end()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        where + ": duplicate category '" + term.category +
+                            "'; merge its keywords and regexes into one entry");
+    }
+    if (term.keywords.empty() && term.regexes.empty()) {
+      return make_error(ErrorCode::kInvalidArgument, where + ": needs keywords or regexes");
+    }
+    impl->type_names.push_back(term.category);
+    impl->type_levels.push_back(term.level);
+  }
+  const size_t builtin_base = impl->type_names.size();
+  for (const auto& b : kBuiltins) {
+    impl->type_names.emplace_back(b.name);
+    Level level = b.level;
+    if (auto it = rules.builtins.find(std::string(b.name)); it != rules.builtins.end()) {
+      if (it->second.level) level = *it->second.level;
+    }
+    impl->type_levels.push_back(level);
+  }
+
+  std::vector<std::string> exprs;
+  std::vector<unsigned> flags;
+  for (const auto& p : kPatterns) {
+    if (auto it = rules.builtins.find(std::string(p.type));
+        it != rules.builtins.end() && !it->second.enabled) {
+      continue;
+    }
+    const auto idx = std::find(kBuiltinNames.begin(), kBuiltinNames.end(), p.type);
+    const auto type = static_cast<uint16_t>(builtin_base + (idx - kBuiltinNames.begin()));
+    impl->specs.push_back({p.kind, type, p.aux, p.aux2});
+    exprs.emplace_back(p.regex);
+    flags.push_back(HS_FLAG_SOM_LEFTMOST);
+  }
+  for (size_t i = 0; i < rules.terms.size(); ++i) {
+    const TermRule& term = rules.terms[i];
+    const auto type = static_cast<uint16_t>(i);
+    for (size_t k = 0; k < term.keywords.size(); ++k) {
+      const std::string& kw = term.keywords[k];
+      const std::string where =
+          "scan rules: terms[" + std::to_string(i) + "].keywords[" + std::to_string(k) + "]";
+      if (kw.empty()) return make_error(ErrorCode::kInvalidArgument, where + " is empty");
+      if (find_invalid_utf8(kw) != std::string_view::npos) {
+        return make_error(ErrorCode::kInvalidArgument, where + " is not valid UTF-8");
+      }
+      uint8_t bounds = 0;
+      if (is_alnum(static_cast<unsigned char>(kw.front()))) bounds |= kCheckBefore;
+      if (is_alnum(static_cast<unsigned char>(kw.back()))) bounds |= kCheckAfter;
+      impl->specs.push_back({Kind::kKeyword, type, bounds, 0});
+      exprs.push_back(hex_escape(kw));
+      flags.push_back(HS_FLAG_SOM_LEFTMOST | HS_FLAG_CASELESS);
+    }
+    for (size_t k = 0; k < term.regexes.size(); ++k) {
+      const std::string& re = term.regexes[k];
+      const std::string where =
+          "scan rules: terms[" + std::to_string(i) + "].regexes[" + std::to_string(k) + "]";
+      const unsigned f = HS_FLAG_SOM_LEFTMOST | HS_FLAG_UTF8;
+      hs_database_t* probe = nullptr;
+      hs_compile_error_t* err = nullptr;
+      if (hs_compile(re.c_str(), f, HS_MODE_BLOCK, nullptr, &probe, &err) == HS_SUCCESS) {
+        hs_free_database(probe);
+        impl->specs.push_back({Kind::kOperatorRegex, type, 0, 0});
+        exprs.push_back(re);
+        flags.push_back(f);
+        continue;
+      }
+      const std::string hs_message = err ? err->message : "unknown error";
+      hs_free_compile_error(err);
+      // Hyperscan rejects lookarounds, back-references and empty matches: fall back to PCRE2.
+      int code = 0;
+      PCRE2_SIZE offset = 0;
+      pcre2_code* pc = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(re.data()), re.size(), PCRE2_UTF,
+                                     &code, &offset, nullptr);
+      if (!pc) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof(msg));
+        return make_error(ErrorCode::kInvalidArgument,
+                          where + " does not compile: " + reinterpret_cast<const char*>(msg) +
+                              " at offset " + std::to_string(offset) +
+                              " (Hyperscan: " + hs_message + ")");
+      }
+      pcre2_jit_compile(pc, PCRE2_JIT_COMPLETE);  // optional speed-up; interpreter otherwise
+      impl->pcre.push_back({pc, type});
+    }
+  }
+
+  if (!exprs.empty()) {
+    std::vector<const char*> ptrs;
+    std::vector<unsigned> ids;
+    for (size_t i = 0; i < exprs.size(); ++i) {
+      ptrs.push_back(exprs[i].c_str());
+      ids.push_back(static_cast<unsigned>(i));
+    }
+    hs_compile_error_t* err = nullptr;
+    if (hs_compile_multi(ptrs.data(), flags.data(), ids.data(), static_cast<unsigned>(ptrs.size()),
+                         HS_MODE_BLOCK, nullptr, &impl->db, &err) != HS_SUCCESS) {
+      std::string msg = err ? err->message : "unknown error";
+      const int expr = err ? err->expression : -1;
+      hs_free_compile_error(err);
+      return make_error(ErrorCode::kInvalidArgument,
+                        "scan rules: pattern database does not compile (pattern " +
+                            std::to_string(expr) + "): " + msg);
+    }
+    if (hs_alloc_scratch(impl->db, &impl->proto) != HS_SUCCESS) {
+      return make_error(ErrorCode::kInternal, "scanner: cannot allocate Hyperscan scratch space");
+    }
+  }
+  return std::unique_ptr<SensitivityScanner>(new SensitivityScanner(std::move(impl)));
+}
+
+Result<std::vector<Finding>> SensitivityScanner::scan(std::string_view text) const {
+  std::vector<Finding> findings;
+  if (text.empty()) return findings;
+  if (text.size() >= UINT_MAX) {
+    return make_error(ErrorCode::kOutOfRange, "scan: input of " + std::to_string(text.size()) +
+                                                  " bytes exceeds the 4 GiB limit; split it");
+  }
+  if (const size_t bad = find_invalid_utf8(text); bad != std::string_view::npos) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "scan: input is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+  }
+  auto slot = impl_->acquire();
+  if (!slot) return make_error(ErrorCode::kInternal, "scan: cannot allocate scratch space");
+  std::vector<Candidate>& cands = slot->candidates;
+  ScanContext ctx{impl_.get(), text, &cands};
+  if (impl_->db) {
+    const hs_error_t rc = hs_scan(impl_->db, text.data(), static_cast<unsigned>(text.size()), 0,
+                                  slot->scratch, on_match, &ctx);
+    if (rc != HS_SUCCESS) {
+      impl_->release(std::move(slot));
+      return make_error(ErrorCode::kInternal, "scan: Hyperscan error " + std::to_string(rc));
+    }
+  }
+  for (const PcreRegex& r : impl_->pcre) {
+    pcre2_match_data* md = pcre2_match_data_create_from_pattern(r.code, nullptr);
+    PCRE2_SIZE offset = 0;
+    const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+    while (offset <= text.size()) {
+      const int rc =
+          pcre2_match(r.code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, md, nullptr);
+      if (rc < 0) break;
+      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+      if (ov[1] > ov[0]) {
+        cands.push_back({ov[0], ov[1], r.type, impl_->type_levels[r.type]});
+        offset = ov[1];
+      } else {
+        // Empty match: step over one code point.
+        offset = ov[1] + 1;
+        while (offset < text.size() && (static_cast<unsigned char>(text[offset]) & 0xC0) == 0x80) {
+          ++offset;
+        }
+      }
+    }
+    pcre2_match_data_free(md);
+  }
+
+  if (!cands.empty()) {
+    std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+      return a.start != b.start ? a.start < b.start : a.end > b.end;
+    });
+    std::vector<Candidate>& resolved = slot->resolved;
+    std::vector<Candidate>& cluster = slot->cluster;
+    size_t i = 0;
+    while (i < cands.size()) {
+      size_t j = i + 1, cluster_end = cands[i].end;
+      while (j < cands.size() && cands[j].start < cluster_end) {
+        cluster_end = std::max(cluster_end, cands[j].end);
+        ++j;
+      }
+      if (j == i + 1) {
+        resolved.push_back(cands[i]);
+      } else {
+        cluster.assign(cands.begin() + static_cast<std::ptrdiff_t>(i),
+                       cands.begin() + static_cast<std::ptrdiff_t>(j));
+        resolve_cluster(cluster, resolved);
+      }
+      i = j;
+    }
+    // Code-point offsets in one forward pass (findings are sorted and disjoint).
+    findings.reserve(resolved.size());
+    size_t pos = 0, cp = 0;
+    auto advance = [&](size_t to) {
+      for (; pos < to; ++pos) cp += (static_cast<unsigned char>(text[pos]) & 0xC0) != 0x80;
+      return cp;
+    };
+    for (const Candidate& c : resolved) {
+      Finding f;
+      f.type = impl_->type_names[c.type];
+      f.level = c.level;
+      f.start = c.start;
+      f.end = c.end;
+      f.cp_start = advance(c.start);
+      f.cp_end = advance(c.end);
+      findings.push_back(std::move(f));
+    }
+  }
+  impl_->release(std::move(slot));
+  return findings;
+}
+
+}  // namespace enclave::privacy

@@ -1,0 +1,783 @@
+// Gateway request path: parse -> scan every text -> policy -> chain of backends (local, node,
+// cloud) with redaction before egress and restoration of the answer (streams included).
+#include "router/gateway.h"
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <mutex>
+
+#include "api/codec.h"
+#include "router/policy.h"
+#include "router/redact.h"
+#include "server/generation.h"
+#include "server/sse.h"
+
+namespace enclave::router {
+
+namespace json = boost::json;
+using server::ExchangePtr;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kRouteHeader = "X-Enclave-Route";
+constexpr const char* kPolicyHeader = "X-Enclave-Policy";
+constexpr const char* kRedactedHeader = "X-Enclave-Redacted";
+constexpr size_t kMaxErrorBody = 64 * 1024;
+
+double ms_since(SteadyClock::time_point t) {
+  return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
+}
+
+// Every text of a chat request the scanner must see: contents, reasoning, names, stop strings.
+template <class F>
+void for_each_text(api::ChatRequest& r, F&& f) {
+  for (size_t i = 0; i < r.messages.size(); ++i) {
+    std::string base = "messages[" + std::to_string(i) + "]";
+    f(r.messages[i].content, base + ".content");
+    f(r.messages[i].reasoning_content, base + ".reasoning_content");
+    f(r.messages[i].name, base + ".name");
+  }
+  for (size_t i = 0; i < r.stop.size(); ++i) f(r.stop[i], "stop[" + std::to_string(i) + "]");
+}
+
+std::string upstream_model(const BackendConfig& b, const std::string& requested) {
+  if (auto it = b.model_map.find(requested); it != b.model_map.end()) return it->second;
+  for (const auto& m : b.models) {
+    if (m == requested) return m;
+  }
+  return b.models.empty() ? requested : b.models.front();
+}
+
+std::string build_upstream_body(const api::ChatRequest& r, const BackendConfig& b) {
+  json::object o;
+  o["model"] = upstream_model(b, r.model);
+  json::array msgs;
+  for (const auto& m : r.messages) {
+    json::object jm;
+    jm["role"] = m.role;
+    jm["content"] = m.content;
+    if (!m.name.empty()) jm["name"] = m.name;
+    // DeepSeek rejects reasoning_content of earlier turns (reference §6.4); nodes drop it too.
+    msgs.push_back(std::move(jm));
+  }
+  o["messages"] = std::move(msgs);
+  o["stream"] = r.stream;
+  if (r.stream && r.include_usage) o["stream_options"] = json::object{{"include_usage", true}};
+  if (r.max_tokens) o["max_tokens"] = *r.max_tokens;
+  const api::SamplingOptions& s = r.sampling;
+  if (s.temperature) o["temperature"] = *s.temperature;
+  if (s.top_p) o["top_p"] = *s.top_p;
+  if (s.presence_penalty != 0) o["presence_penalty"] = s.presence_penalty;
+  if (s.frequency_penalty != 0) o["frequency_penalty"] = s.frequency_penalty;
+  if (s.seed) o["seed"] = *s.seed;
+  if (b.kind == BackendKind::kNode) {  // Enclave extensions
+    if (s.top_k) o["top_k"] = *s.top_k;
+    if (s.min_p) o["min_p"] = *s.min_p;
+    if (s.repeat_penalty) o["repeat_penalty"] = *s.repeat_penalty;
+  }
+  if (!r.stop.empty()) {
+    json::array st;
+    for (const auto& x : r.stop) st.push_back(json::string(x));
+    o["stop"] = std::move(st);
+  }
+  return json::serialize(o);
+}
+
+UpstreamEndpoint endpoint_of(const BackendConfig& b) {
+  UpstreamEndpoint e;
+  e.url = *parse_base_url(b.base_url);  // validated by finalize_config
+  e.ca_file = b.ca_file;
+  e.verify_tls = b.verify_tls;
+  return e;
+}
+
+void add_route_headers(const ExchangePtr& ex, const std::string& route, const std::string& policy,
+                       size_t redacted) {
+  ex->add_response_header(kRouteHeader, route);
+  ex->add_response_header(kPolicyHeader, policy.empty() ? "none" : policy);
+  if (redacted > 0) ex->add_response_header(kRedactedHeader, std::to_string(redacted));
+}
+
+// Restores placeholders in the string member `key` of `o` through `r` (streaming).
+void restore_member(json::object& o, const char* key, Restorer& r, bool& had_text) {
+  json::value* v = o.if_contains(key);
+  if (!v || !v->is_string()) return;
+  std::string_view s = v->as_string();
+  if (!s.empty()) had_text = true;
+  *v = json::string(r.push(s));
+}
+
+void append_member(json::object& o, const char* key, const std::string& tail) {
+  if (tail.empty()) return;
+  json::value* v = o.if_contains(key);
+  if (v && v->is_string()) {
+    std::string s(v->as_string());
+    *v = json::string(s + tail);
+  } else {
+    o[key] = tail;
+  }
+}
+
+}  // namespace
+
+// One request on the remote part of its chain (nodes, cloud); may end on the local backend.
+struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
+  Gateway* gw = nullptr;
+  ExchangePtr ex;
+  api::ChatRequest original;
+  api::ChatRequest redacted;  // valid when redact
+  bool redact = false;
+  std::unique_ptr<Redactor> redactor;
+  RouteFacts facts;
+  std::vector<const BackendConfig*> chain;
+  size_t idx = 0;
+  int32_t attempt = 0;
+  SteadyClock::time_point t0;
+
+  std::mutex mu;
+  std::shared_ptr<UpstreamCallHandle> handle;
+  bool cancelled = false;
+
+  // Per attempt (callbacks of one call run one at a time).
+  const BackendConfig* current = nullptr;
+  int status = 0;
+  bool relayed = false;
+  bool done_seen = false;
+  std::string buffer;  // non-streaming body or error body
+  SseParser sse;
+  std::unique_ptr<Restorer> content_r, reasoning_r;
+  json::object last_chunk;
+  SteadyClock::time_point attempt_start;
+  double ttft_ms = -1;
+  int64_t n_chunks = 0;
+
+  // Spans replaced in what the current backend received (only egress backends get placeholders).
+  size_t redacted_here() const {
+    return redact && current && current->egress() ? redactor->replaced() : 0;
+  }
+
+  void emit(int http_status, std::string outcome) {
+    facts.redacted = static_cast<uint32_t>(redacted_here());
+    facts.http_status = http_status;
+    facts.outcome = std::move(outcome);
+    facts.latency_ms = ms_since(t0);
+    if (gw->options_.on_facts) gw->options_.on_facts(facts);
+  }
+
+  void fail_unavailable() {
+    add_route_headers(ex, "none", facts.policy, 0);
+    facts.backend = "none";
+    api::ApiError e = api::map_error(Error(
+        ErrorCode::kUnavailable,
+        "No backend this request's routing policy allows is available; it was not sent "
+        "anywhere else. Retry shortly."));
+    server::respond_error(ex, e);
+    emit(503, "unavailable");
+  }
+
+  void next() {
+    while (idx < chain.size()) {
+      const BackendConfig& b = *chain[idx];
+      if (b.kind == BackendKind::kLocal) {
+        if (!gw->services_.backend()) {
+          ++idx;
+          continue;
+        }
+        facts.backend = b.name;
+        facts.backend_kind = "local";
+        current = nullptr;
+        add_route_headers(ex, b.name, facts.policy, 0);
+        server::handle_chat(gw->services_, ex);
+        emit(0, "local");
+        return;
+      }
+      {
+        std::lock_guard lock(mu);
+        if (cancelled) return emit(499, "cancelled");
+      }
+      if (!gw->selector_->acquire(b.name)) {
+        ++idx;
+        attempt = 0;
+        continue;
+      }
+      start_attempt(b);
+      return;
+    }
+    fail_unavailable();
+  }
+
+  void retry_or_next() {
+    if (attempt < gw->config_.retries) {
+      int64_t delay = gw->config_.retry_backoff_ms << attempt;
+      ++attempt;
+      auto self = shared_from_this();
+      gw->client_->schedule(delay, [self] { self->next(); });
+      return;
+    }
+    ++idx;
+    attempt = 0;
+    next();
+  }
+
+  void start_attempt(const BackendConfig& b) {
+    current = &b;
+    facts.backend = b.name;
+    facts.backend_kind = backend_kind_name(b.kind);
+    status = 0;
+    relayed = false;
+    done_seen = false;
+    buffer.clear();
+    sse = SseParser();
+    const bool use_redacted = redact && b.egress();
+    const Redactor* table = use_redacted ? redactor.get() : nullptr;
+    content_r = std::make_unique<Restorer>(table);
+    reasoning_r = std::make_unique<Restorer>(table);
+    ttft_ms = -1;
+    n_chunks = 0;
+    attempt_start = SteadyClock::now();
+    UpstreamCall call;
+    call.path = "/chat/completions";
+    call.body = build_upstream_body(use_redacted ? redacted : original, b);
+    call.timeouts = gw->config_.timeouts;
+    call.headers.emplace_back("Content-Type", "application/json");
+    call.headers.emplace_back("Accept", original.stream ? "text/event-stream" : "application/json");
+    if (!b.api_key.empty()) call.headers.emplace_back("Authorization", "Bearer " + b.api_key);
+    call.headers.emplace_back("X-Request-Id", ex->request().request_id);
+    auto self = shared_from_this();
+    UpstreamEvents ev;
+    ev.on_head = [self](int s) { self->status = s; };
+    ev.on_body = [self](std::string_view bytes) { self->on_body(bytes); };
+    ev.on_done = [self](Status st) { self->on_done(st); };
+    auto h = gw->client_->start(endpoint_of(b), std::move(call), std::move(ev));
+    std::lock_guard lock(mu);
+    handle = h;
+    if (cancelled) h->cancel();
+  }
+
+  void cancel() {
+    std::shared_ptr<UpstreamCallHandle> h;
+    {
+      std::lock_guard lock(mu);
+      cancelled = true;
+      h = handle;
+    }
+    if (h) h->cancel();
+  }
+
+  void on_body(std::string_view bytes) {
+    if (status != 200 || !original.stream) {
+      size_t cap = status == 200 ? gw->config_.max_response_bytes : kMaxErrorBody;
+      if (buffer.size() + bytes.size() <= cap) buffer.append(bytes);
+      return;
+    }
+    std::vector<std::string> events;
+    sse.push(bytes, events);
+    for (const std::string& e : events) on_event(e);
+  }
+
+  void send(std::string bytes) {
+    if (!relayed) {
+      add_route_headers(ex, current->name, facts.policy, redacted_here());
+      ex->start_stream(200);
+      relayed = true;
+    }
+    ex->send(std::move(bytes));
+  }
+
+  void flush_pending() {
+    std::string c = content_r->flush();
+    std::string r = reasoning_r->flush();
+    if (c.empty() && r.empty()) return;
+    json::object chunk = last_chunk;
+    json::object delta;
+    if (!r.empty()) delta["reasoning_content"] = r;
+    if (!c.empty()) delta["content"] = c;
+    chunk["choices"] = json::array{json::object{
+        {"index", 0}, {"delta", std::move(delta)}, {"finish_reason", nullptr}}};
+    send(server::sse_data(json::serialize(chunk)));
+  }
+
+  void on_event(const std::string& data) {
+    if (data == "[DONE]") {
+      flush_pending();
+      done_seen = true;
+      send(server::sse_done());
+      return;
+    }
+    boost::system::error_code ec;
+    json::value v = json::parse(data, ec);
+    if (ec || !v.is_object()) {
+      send(server::sse_data(data));  // not JSON: from upstream, holds no client value
+      return;
+    }
+    json::object& o = v.as_object();
+    bool had_text = false;
+    if (json::value* ch = o.if_contains("choices"); ch && ch->is_array()) {
+      for (json::value& c : ch->as_array()) {
+        if (!c.is_object()) continue;
+        json::object& co = c.as_object();
+        json::value* d = co.if_contains("delta");
+        if (!d || !d->is_object()) continue;
+        json::object& delta = d->as_object();
+        restore_member(delta, "reasoning_content", *reasoning_r, had_text);
+        restore_member(delta, "content", *content_r, had_text);
+        json::value* fin = co.if_contains("finish_reason");
+        if (fin && fin->is_string()) {
+          append_member(delta, "reasoning_content", reasoning_r->flush());
+          append_member(delta, "content", content_r->flush());
+        }
+      }
+    }
+    if (had_text) {
+      ++n_chunks;
+      if (ttft_ms < 0) ttft_ms = ms_since(attempt_start);
+    }
+    last_chunk = o;
+    send(server::sse_data(json::serialize(v)));
+  }
+
+  void finish_ok_nonstream() {
+    boost::system::error_code ec;
+    json::value v = json::parse(buffer, ec);
+    if (ec || !v.is_object()) {
+      gw->selector_->release(current->name, false);
+      add_route_headers(ex, current->name, facts.policy, 0);
+      server::respond_error(
+          ex, api::map_error(Error(ErrorCode::kUnavailable,
+                                   "The upstream backend returned an unreadable answer.")));
+      return emit(503, "error");
+    }
+    if (json::value* ch = v.as_object().if_contains("choices"); ch && ch->is_array()) {
+      for (json::value& c : ch->as_array()) {
+        if (!c.is_object()) continue;
+        json::value* m = c.as_object().if_contains("message");
+        if (!m || !m->is_object()) continue;
+        for (const char* key : {"content", "reasoning_content"}) {
+          json::value* s = m->as_object().if_contains(key);
+          if (s && s->is_string() && redact && current->egress()) {
+            *s = json::string(restore_all(*redactor, s->as_string()));
+          }
+        }
+      }
+    }
+    gw->selector_->release(current->name, true, ms_since(attempt_start));
+    add_route_headers(ex, current->name, facts.policy, redacted_here());
+    server::HttpResponse r;
+    r.body = json::serialize(v);
+    ex->respond(std::move(r));
+    emit(200, "ok");
+  }
+
+  void on_done(Status st) {
+    bool was_cancelled;
+    {
+      std::lock_guard lock(mu);
+      handle.reset();
+      was_cancelled = cancelled;
+    }
+    if (was_cancelled) {
+      gw->selector_->release(current->name, true);
+      if (relayed) ex->end_stream();
+      return emit(499, "cancelled");
+    }
+    if (relayed) {  // streaming already reached the client: no retry possible
+      if (!st) {
+        gw->selector_->release(current->name, false);
+        api::ApiError e = api::map_error(
+            Error(ErrorCode::kUnavailable, "The upstream backend failed mid-stream; retry."));
+        ex->send(server::sse_data(api::error_json(e)));
+        ex->send(server::sse_done());
+        ex->end_stream();
+        return emit(200, "error");
+      }
+      if (!done_seen) {
+        flush_pending();
+        send(server::sse_done());
+      }
+      double dur_s = ttft_ms >= 0 ? (ms_since(attempt_start) - ttft_ms) / 1000.0 : 0;
+      gw->selector_->release(current->name, true, ttft_ms,
+                             dur_s > 0 ? static_cast<double>(n_chunks) / dur_s : -1);
+      ex->end_stream();
+      return emit(200, "ok");
+    }
+    if (!st) {  // connect / IO / timeout before anything was relayed: safe to retry
+      gw->selector_->release(current->name, false);
+      return retry_or_next();
+    }
+    if (status == 200) {
+      if (original.stream) {  // a stream that ended before any event
+        if (!done_seen) {
+          flush_pending();
+          send(server::sse_done());
+        }
+        gw->selector_->release(current->name, true);
+        ex->end_stream();
+        return emit(200, "ok");
+      }
+      return finish_ok_nonstream();
+    }
+    if (status == 400 || status == 422) {  // the request itself is at fault: relay, no retry
+      gw->selector_->release(current->name, true);
+      add_route_headers(ex, current->name, facts.policy, redacted_here());
+      boost::system::error_code ec;
+      json::value v = json::parse(buffer, ec);
+      server::HttpResponse r;
+      r.status = status;
+      if (!ec && v.is_object() && v.as_object().contains("error")) {
+        r.body = json::serialize(v);
+      } else {
+        r.body = api::error_json(api::map_error(
+            Error(ErrorCode::kInvalidArgument, "The upstream backend rejected the request.")));
+      }
+      ex->respond(std::move(r));
+      return emit(status, "client_error");
+    }
+    // 401/402/429/5xx...: this backend cannot serve now; try again or the next one.
+    gw->selector_->release(current->name, false);
+    retry_or_next();
+  }
+};
+
+Gateway::Gateway(GatewayConfig config, server::Services& services, GatewayOptions options)
+    : config_(std::move(config)),
+      services_(services),
+      options_(std::move(options)),
+      alive_(std::make_shared<bool>(true)) {}
+
+Gateway::~Gateway() {
+  *alive_ = false;
+  if (client_) client_->stop();
+}
+
+Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, server::Services& services,
+                                                 GatewayOptions options) {
+  ENCLAVE_TRY_STATUS(finalize_config(config));
+  privacy::ScanRules rules;
+  if (!config.scanner_rules.empty()) {
+    ENCLAVE_ASSIGN_OR_RETURN(rules, privacy::load_rules_yaml(config.scanner_rules));
+  }
+  ENCLAVE_ASSIGN_OR_RETURN(auto scanner, privacy::SensitivityScanner::create(rules));
+  bool health = options.start_health_checks;
+  std::unique_ptr<Gateway> g(new Gateway(std::move(config), services, std::move(options)));
+  g->scanner_ = std::move(scanner);
+  g->selector_ = std::make_unique<Selector>(g->config_, g->options_.now);
+  g->client_ = std::make_unique<UpstreamClient>(g->config_.io_threads);
+  if (health) g->schedule_health();
+  return g;
+}
+
+void Gateway::install() {
+  services_.chat_gateway = [this](server::RequestContext& ctx, const ExchangePtr& ex) {
+    handle_chat(ctx, ex);
+  };
+  services_.completion_gateway = [this](server::RequestContext& ctx, const ExchangePtr& ex) {
+    handle_completion(ctx, ex);
+  };
+}
+
+namespace {
+
+struct Scan {
+  privacy::Level level = privacy::Level::kPublic;
+  std::map<std::string, uint32_t> categories;
+};
+
+// Latency budget from the header (400 on junk) or the default.
+Result<int64_t> latency_budget(const server::HttpRequest& req, int64_t fallback) {
+  std::string_view h = req.header("x-enclave-latency-budget-ms");
+  if (h.empty()) return fallback;
+  int64_t v = 0;
+  for (char c : h) {
+    if (c < '0' || c > '9' || v > (int64_t{1} << 40)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "X-Enclave-Latency-Budget-Ms must be a positive integer (milliseconds).");
+    }
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+void respond_with_route(const ExchangePtr& ex, const std::string& route, const std::string& policy,
+                        const api::ApiError& e) {
+  add_route_headers(ex, route, policy, 0);
+  server::respond_error(ex, e);
+}
+
+}  // namespace
+
+void Gateway::handle_chat(server::RequestContext& ctx, const ExchangePtr& ex) {
+  auto t0 = SteadyClock::now();
+  const server::HttpRequest& req = ex->request();
+  RouteFacts facts;
+  facts.request_id = req.request_id;
+  facts.key_name = ctx.key_name;
+  if (auto it = config_.key_tenants.find(ctx.key_name); it != config_.key_tenants.end()) {
+    facts.tenant = it->second;
+  }
+  auto finish_early = [&](int status, const char* outcome) {
+    facts.http_status = status;
+    facts.outcome = outcome;
+    facts.latency_ms = ms_since(t0);
+    if (options_.on_facts) options_.on_facts(facts);
+  };
+
+  std::string param;
+  Result<api::ChatRequest> parsed = api::parse_chat_request(req.body, services_.limits, &param);
+  if (!parsed) {
+    api::ApiError e = api::map_error(parsed.error(), param);
+    respond_with_route(ex, "none", "", e);
+    return finish_early(e.status, "client_error");
+  }
+  auto job = std::make_shared<RemoteJob>();
+  job->original = std::move(*parsed);
+  api::ChatRequest& r = job->original;
+  facts.model = r.model;
+  Result<int64_t> budget = latency_budget(req, config_.default_latency_budget_ms);
+  if (!budget) {
+    api::ApiError e = api::map_error(budget.error(), "X-Enclave-Latency-Budget-Ms");
+    respond_with_route(ex, "none", "", e);
+    return finish_early(e.status, "client_error");
+  }
+
+  // Scan every text. Any scanner failure stops egress: the request may only be served locally.
+  std::vector<std::vector<privacy::Finding>> findings;
+  Scan scan;
+  Status scan_status;
+  int64_t tokens = 0;
+  for_each_text(r, [&](std::string& text, const std::string& where) {
+    if (!scan_status) return;
+    if (text.size() > config_.max_message_bytes) {
+      param = where;
+      scan_status = Error(ErrorCode::kOutOfRange,
+                          where + " is larger than the gateway's limit of " +
+                              std::to_string(config_.max_message_bytes) + " bytes; shorten it.");
+      return;
+    }
+    tokens += estimate_tokens(text);
+    Result<std::vector<privacy::Finding>> f = scanner_->scan(text);
+    if (!f) {
+      param = where;
+      scan_status = f.error();
+      return;
+    }
+    for (const auto& x : *f) {
+      scan.level = std::max(scan.level, x.level);
+      ++scan.categories[x.type];
+    }
+    findings.push_back(std::move(*f));
+  });
+  bool scanner_failed = false;
+  if (!scan_status) {
+    ErrorCode c = scan_status.error().code;
+    if (c == ErrorCode::kInvalidArgument || c == ErrorCode::kOutOfRange) {
+      api::ApiError e = api::map_error(scan_status.error(), param);
+      if (c == ErrorCode::kOutOfRange) e.status = 413, e.code = "message_too_large";
+      respond_with_route(ex, "none", "", e);
+      return finish_early(e.status, "client_error");
+    }
+    scanner_failed = true;  // fail closed below
+  }
+  facts.level = scanner_failed ? privacy::Level::kSecret : scan.level;
+  facts.categories = scan.categories;
+
+  RequestFacts rf;
+  rf.level = facts.level;
+  rf.categories = scan.categories;
+  rf.key_name = facts.key_name;
+  rf.tenant = facts.tenant;
+  rf.model = r.model;
+  rf.latency_budget_ms = *budget;
+  rf.prompt_tokens = tokens;
+
+  PolicyRule fail_closed_rule;
+  const PolicyRule* rule = nullptr;
+  if (scanner_failed) {
+    fail_closed_rule.name = "fail-closed-scanner-error";
+    for (const auto& b : config_.backends) {
+      if (!b.egress()) fail_closed_rule.route.push_back(b.name);
+    }
+    rule = &fail_closed_rule;
+  } else {
+    Result<const PolicyRule*> decided = evaluate_policies(config_, rf);
+    if (!decided) {
+      respond_with_route(ex, "none", "", api::map_error(decided.error()));
+      return finish_early(503, "unavailable");
+    }
+    rule = *decided;
+  }
+  facts.policy = rule->name;
+  if (rule->action == PolicyAction::kBlock) {
+    std::string reason = rule->reason.empty()
+                              ? "This request was blocked by the gateway policy '" + rule->name + "'."
+                              : rule->reason;
+    facts.backend = "blocked";
+    respond_with_route(ex, "blocked", rule->name,
+                       api::map_error(Error(ErrorCode::kPermissionDenied, reason)));
+    return finish_early(403, "blocked");
+  }
+
+  // Egress is allowed only when nothing above egress_max_level would leave in clear text.
+  bool redact = rule->redact && !scanner_failed && !scan.categories.empty();
+  privacy::Level leaving = redact ? privacy::Level::kPublic : facts.level;
+  bool allow_egress = !scanner_failed && leaving <= config_.egress_max_level;
+
+  job->gw = this;
+  job->ex = ex;
+  job->t0 = t0;
+  job->redact = redact;
+  if (redact) {
+    job->redactor = std::make_unique<Redactor>();
+    job->redacted = job->original;
+    size_t k = 0;
+    for_each_text(job->redacted, [&](std::string& text, const std::string&) {
+      text = job->redactor->redact(text, findings[k++]);
+    });
+  }
+  job->chain = selector_->candidates(*rule, *budget, allow_egress);
+  job->facts = std::move(facts);
+  std::weak_ptr<RemoteJob> weak = job;
+  ex->on_cancel([weak](server::CancelReason) {
+    if (auto j = weak.lock()) j->cancel();
+  });
+  job->next();
+}
+
+void Gateway::handle_completion(server::RequestContext& ctx, const ExchangePtr& ex) {
+  auto t0 = SteadyClock::now();
+  const server::HttpRequest& req = ex->request();
+  RouteFacts facts;
+  facts.request_id = req.request_id;
+  facts.key_name = ctx.key_name;
+  if (auto it = config_.key_tenants.find(ctx.key_name); it != config_.key_tenants.end()) {
+    facts.tenant = it->second;
+  }
+  auto done = [&](int status, const char* outcome) {
+    facts.http_status = status;
+    facts.outcome = outcome;
+    facts.latency_ms = ms_since(t0);
+    if (options_.on_facts) options_.on_facts(facts);
+  };
+  std::string param;
+  Result<api::CompletionRequest> parsed =
+      api::parse_completion_request(req.body, services_.limits, &param);
+  if (!parsed) {
+    api::ApiError e = api::map_error(parsed.error(), param);
+    respond_with_route(ex, "none", "", e);
+    return done(e.status, "client_error");
+  }
+  facts.model = parsed->model;
+  RequestFacts rf;
+  rf.key_name = facts.key_name;
+  rf.tenant = facts.tenant;
+  rf.model = parsed->model;
+  rf.latency_budget_ms = config_.default_latency_budget_ms;
+  std::string policy = "local-only-completions";
+  if (!parsed->prompt_is_tokens) {
+    if (parsed->prompt.size() > config_.max_message_bytes) {
+      api::ApiError e = api::map_error(
+          Error(ErrorCode::kOutOfRange, "prompt is larger than the gateway's limit of " +
+                                            std::to_string(config_.max_message_bytes) + " bytes"),
+          "prompt");
+      e.status = 413;
+      respond_with_route(ex, "none", "", e);
+      return done(413, "client_error");
+    }
+    Result<std::vector<privacy::Finding>> f = scanner_->scan(parsed->prompt);
+    if (f) {
+      for (const auto& x : *f) {
+        rf.level = std::max(rf.level, x.level);
+        ++rf.categories[x.type];
+      }
+      rf.prompt_tokens = estimate_tokens(parsed->prompt);
+      if (auto rule = evaluate_policies(config_, rf); rule && (*rule)->action == PolicyAction::kBlock) {
+        facts.policy = (*rule)->name;
+        facts.backend = "blocked";
+        std::string reason = (*rule)->reason.empty() ? "This request was blocked by the gateway "
+                                                       "policy '" + (*rule)->name + "'."
+                                                     : (*rule)->reason;
+        respond_with_route(ex, "blocked", (*rule)->name,
+                           api::map_error(Error(ErrorCode::kPermissionDenied, reason)));
+        return done(403, "blocked");
+      }
+    } else {
+      rf.level = privacy::Level::kSecret;  // unscanned: served locally only, like everything here
+    }
+  }
+  facts.level = rf.level;
+  facts.categories = rf.categories;
+  facts.policy = policy;
+  const BackendConfig* local = nullptr;
+  for (const auto& b : config_.backends) {
+    if (b.kind == BackendKind::kLocal) local = &b;
+  }
+  if (!local || !services_.backend()) {
+    respond_with_route(ex, "none", policy,
+                       api::map_error(Error(ErrorCode::kUnavailable,
+                                            "Text completions are served only by the local "
+                                            "engine, which is not available; retry shortly.")));
+    return done(503, "unavailable");
+  }
+  facts.backend = local->name;
+  facts.backend_kind = "local";
+  add_route_headers(ex, local->name, policy, 0);
+  server::handle_completion(services_, ex);
+  done(0, "local");
+}
+
+void Gateway::check_health(std::function<void()> done) {
+  struct Counter {
+    std::mutex mu;
+    int left = 0;
+    std::function<void()> done;
+    void one() {
+      std::function<void()> d;
+      {
+        std::lock_guard lock(mu);
+        if (--left > 0) return;
+        d = std::move(done);
+      }
+      if (d) d();
+    }
+  };
+  auto counter = std::make_shared<Counter>();
+  counter->done = std::move(done);
+  std::vector<const BackendConfig*> targets;
+  for (const auto& b : config_.backends) {
+    if (b.health_check && b.kind != BackendKind::kLocal) targets.push_back(&b);
+  }
+  counter->left = static_cast<int>(targets.size()) + 1;
+  for (const BackendConfig* b : targets) {
+    UpstreamCall call;
+    call.method = "GET";
+    call.path = "/health";
+    call.timeouts = config_.timeouts;
+    call.timeouts.total_ms = std::min<int64_t>(call.timeouts.total_ms, 5000);
+    auto status = std::make_shared<int>(0);
+    UpstreamEvents ev;
+    ev.on_head = [status](int s) { *status = s; };
+    std::string name = b->name;
+    Selector* sel = selector_.get();
+    ev.on_done = [status, name, sel, counter](Status st) {
+      sel->set_healthy(name, st.is_ok() && *status == 200);
+      counter->one();
+    };
+    client_->start(endpoint_of(*b), std::move(call), std::move(ev));
+  }
+  counter->one();
+}
+
+void Gateway::schedule_health() {
+  bool any = false;
+  for (const auto& b : config_.backends) any = any || (b.health_check && b.kind != BackendKind::kLocal);
+  if (!any) return;
+  std::weak_ptr<bool> alive = alive_;
+  client_->schedule(config_.health_interval_ms, [this, alive] {
+    auto a = alive.lock();
+    if (!a || !*a) return;
+    check_health();
+    schedule_health();
+  });
+}
+
+}  // namespace enclave::router

@@ -1,0 +1,235 @@
+// One HTTP/1.1 connection (plain or TLS): reads requests with Beast's parser, hands them to the
+// Router as an Exchange, and writes responses (full or chunked SSE) from a queue. Everything on the
+// connection's strand. While a request is in flight a read stays armed, so a client that closes its
+// socket cancels its generation (as does a failed write). Included only by server.cc.
+#pragma once
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <mutex>
+
+#include "server/router.h"
+#include "server/server.h"
+
+namespace enclave::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = net::ip::tcp;
+
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void drain() = 0;  // shutdown began: close when idle, no more keep-alive
+  virtual void force() = 0;  // deadline passed: cancel in-flight work and close
+};
+
+// State shared by the listener and all sessions.
+struct ServerCore {
+  ServerOptions options;
+  Router router;
+  Services services;
+  std::atomic<bool> draining{false};
+  std::atomic<uint64_t> request_counter{0};
+  std::string request_prefix;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t in_flight = 0;  // requests dispatched and not yet fully answered
+  std::list<std::weak_ptr<SessionBase>> sessions;
+
+  void begin_request() {
+    std::lock_guard lock(mu);
+    ++in_flight;
+  }
+  void end_request() {
+    std::lock_guard lock(mu);
+    --in_flight;
+    cv.notify_all();
+  }
+  void add_session(const std::shared_ptr<SessionBase>& s) {
+    std::lock_guard lock(mu);
+    for (auto it = sessions.begin(); it != sessions.end();) {
+      it = it->expired() ? sessions.erase(it) : std::next(it);
+    }
+    sessions.push_back(s);
+  }
+  std::vector<std::shared_ptr<SessionBase>> live_sessions() {
+    std::lock_guard lock(mu);
+    std::vector<std::shared_ptr<SessionBase>> out;
+    for (auto& w : sessions) {
+      if (auto s = w.lock()) out.push_back(std::move(s));
+    }
+    return out;
+  }
+  std::string next_request_id() {
+    uint64_t n = ++request_counter;
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%08llx", static_cast<unsigned long long>(n));
+    return request_prefix + buf;
+  }
+};
+
+const char* status_reason(int status);
+// Status line + headers of a full response (Content-Length) or of a chunked stream.
+std::string format_head(int status, std::string_view content_type, const HttpResponse* extra,
+                        size_t content_length, bool chunked, bool keep_alive,
+                        std::string_view request_id);
+
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(ServerCore& core, Stream stream)
+      : core_(core),
+        stream_(std::move(stream)),
+        timer_(stream_.get_executor()),
+        request_timer_(stream_.get_executor()) {}
+
+  void start(bool tls) {
+    tls_ = tls;
+    auto self = this->shared_from_this();
+    net::dispatch(stream_.get_executor(), [self] { self->begin(); });
+  }
+
+  void drain() override {
+    auto self = this->shared_from_this();
+    net::post(stream_.get_executor(), [self] {
+      if (!self->exchange_) {
+        self->close();
+      } else {
+        self->keep_alive_ = false;
+      }
+    });
+  }
+
+  void force() override {
+    auto self = this->shared_from_this();
+    net::post(stream_.get_executor(), [self] {
+      if (self->exchange_) self->exchange_->fire_cancel(CancelReason::kShutdown);
+      if (!self->exchange_) self->close();
+    });
+  }
+
+ private:
+  class SessionExchange : public Exchange, public std::enable_shared_from_this<SessionExchange> {
+   public:
+    SessionExchange(std::shared_ptr<Session> s, HttpRequest r)
+        : session_(std::move(s)), request_(std::move(r)) {}
+    const HttpRequest& request() const override { return request_; }
+    void respond(HttpResponse response) override {
+      post([this, r = std::move(response)](Session& s) mutable {
+        s.write_full(this, std::move(r));
+      });
+    }
+    void start_stream(int status) override {
+      post([this, status](Session& s) { s.write_stream_head(this, status); });
+    }
+    void send(std::string bytes) override {
+      post([this, b = std::move(bytes)](Session& s) mutable { s.write_chunk(this, std::move(b)); });
+    }
+    void end_stream() override {
+      post([this](Session& s) { s.write_stream_end(this); });
+    }
+    void on_cancel(std::function<void(CancelReason)> fn) override {
+      std::unique_lock lock(mu_);
+      if (fired_) {
+        CancelReason r = reason_;
+        lock.unlock();
+        fn(r);
+        return;
+      }
+      cancel_fn_ = std::move(fn);
+    }
+    bool cancelled() const override { return cancelled_.load(); }
+    void set_route_name(std::string name) override { route_ = std::move(name); }
+    void add_response_header(std::string name, std::string value) override {
+      std::lock_guard lock(mu_);
+      extra_headers_.emplace_back(std::move(name), std::move(value));
+    }
+    std::vector<std::pair<std::string, std::string>> take_extra_headers() {
+      std::lock_guard lock(mu_);
+      return std::move(extra_headers_);
+    }
+
+    void fire_cancel(CancelReason reason) {
+      std::function<void(CancelReason)> fn;
+      {
+        std::lock_guard lock(mu_);
+        if (fired_) return;
+        fired_ = true;
+        reason_ = reason;
+        cancelled_ = true;
+        fn = std::move(cancel_fn_);
+      }
+      if (fn) fn(reason);
+    }
+    const std::string& route() const { return route_; }
+
+   private:
+    template <class F>
+    void post(F&& f) {
+      auto s = session_;
+      // Keep this exchange alive until the posted write ran.
+      auto keep = this->shared_from_this();
+      net::post(s->stream_.get_executor(), [s, keep, f = std::forward<F>(f)]() mutable { f(*s); });
+    }
+
+    std::shared_ptr<Session> session_;
+    HttpRequest request_;
+    std::string route_ = "unmatched";
+    std::mutex mu_;
+    bool fired_ = false;
+    CancelReason reason_ = CancelReason::kDisconnected;
+    std::function<void(CancelReason)> cancel_fn_;
+    std::atomic<bool> cancelled_{false};
+    std::vector<std::pair<std::string, std::string>> extra_headers_;
+    friend class Session;
+  };
+
+  void begin();
+  void read_request();
+  void on_read(beast::error_code ec);
+  void dispatch_request();
+  void watch();
+  void on_watch(beast::error_code ec, size_t n);
+  void write_full(SessionExchange* ex, HttpResponse r);
+  void write_stream_head(SessionExchange* ex, int status);
+  void write_chunk(SessionExchange* ex, std::string bytes);
+  void write_stream_end(SessionExchange* ex);
+  void write_error_and_close(const api::ApiError& e);
+  void enqueue(std::string bytes);
+  void do_write();
+  void complete_request();
+  void close();
+  void arm_timer(int seconds);
+  bool current(SessionExchange* ex) const { return exchange_ && exchange_.get() == ex; }
+
+  ServerCore& core_;
+  Stream stream_;
+  net::steady_timer timer_;
+  net::steady_timer request_timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<SessionExchange> exchange_;
+  std::deque<std::string> queue_;
+  bool tls_ = false;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool keep_alive_ = true;
+  bool head_only_ = false;
+  bool response_done_ = false;  // the handler finished; complete when the queue drains
+  bool streaming_ = false;
+  bool write_failed_ = false;
+};
+
+}  // namespace enclave::server
+
+#include "server/http_session_impl.h"

@@ -1,0 +1,244 @@
+// Session<Stream> member definitions (see http_session.h). Included only through http_session.h.
+#pragma once
+
+namespace enclave::server {
+
+template <class Stream>
+void Session<Stream>::begin() {
+  if constexpr (!std::is_same_v<Stream, tcp::socket>) {
+    arm_timer(core_.options.read_timeout_s);
+    auto self = this->shared_from_this();
+    stream_.async_handshake(net::ssl::stream_base::server, [self](beast::error_code ec) {
+      self->timer_.cancel();
+      if (ec || self->closed_) return self->close();
+      self->read_request();
+    });
+  } else {
+    read_request();
+  }
+}
+
+template <class Stream>
+void Session<Stream>::arm_timer(int seconds) {
+  timer_.expires_after(std::chrono::seconds(seconds));
+  std::weak_ptr<Session> weak = this->shared_from_this();
+  timer_.async_wait([weak](beast::error_code ec) {
+    if (ec) return;
+    if (auto self = weak.lock(); self && !self->exchange_) self->close();
+  });
+}
+
+template <class Stream>
+void Session<Stream>::read_request() {
+  if (closed_ || reading_) return;
+  if (core_.draining.load()) return close();
+  parser_.emplace();
+  parser_->body_limit(core_.options.max_body_bytes);
+  parser_->header_limit(core_.options.max_header_bytes);
+  arm_timer(buffer_.size() > 0 ? core_.options.read_timeout_s : core_.options.idle_timeout_s);
+  reading_ = true;
+  auto self = this->shared_from_this();
+  http::async_read(stream_, buffer_, *parser_,
+                   [self](beast::error_code ec, size_t) { self->on_read(ec); });
+}
+
+template <class Stream>
+void Session<Stream>::on_read(beast::error_code ec) {
+  reading_ = false;
+  timer_.cancel();
+  if (closed_) return;
+  if (ec == http::error::body_limit) {
+    return write_error_and_close(api::payload_too_large(core_.options.max_body_bytes));
+  }
+  if (ec == http::error::header_limit) return write_error_and_close(api::header_too_large());
+  if (ec == http::error::end_of_stream || ec == net::error::eof ||
+      ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+      ec == net::ssl::error::stream_truncated) {
+    return close();
+  }
+  if (ec) {
+    if (ec.category() != beast::error_code(http::error::bad_method).category()) return close();
+    return write_error_and_close(api::map_error(
+        Error(ErrorCode::kInvalidArgument, "Malformed HTTP request; send HTTP/1.1.")));
+  }
+  dispatch_request();
+}
+
+template <class Stream>
+void Session<Stream>::dispatch_request() {
+  http::request<http::string_body> msg = parser_->release();
+  HttpRequest req;
+  req.method = std::string(msg.method_string());
+  req.target = std::string(msg.target());
+  req.path = req.target.substr(0, req.target.find('?'));
+  for (const auto& f : msg) {
+    std::string name(f.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    req.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  req.body = std::move(msg.body());
+  req.request_id = core_.next_request_id();
+  req.tls = tls_;
+  keep_alive_ = msg.keep_alive() && !core_.draining.load();
+  head_only_ = msg.method() == http::verb::head;
+  response_done_ = false;
+  streaming_ = false;
+  exchange_ = std::make_shared<SessionExchange>(this->shared_from_this(), std::move(req));
+  core_.begin_request();
+  // Whole-request time limit: cancels the generation (the handler then answers 408).
+  request_timer_.expires_after(std::chrono::seconds(core_.options.request_timeout_s));
+  std::weak_ptr<SessionExchange> weak_ex = exchange_;
+  request_timer_.async_wait([weak_ex](beast::error_code ec) {
+    if (ec) return;
+    if (auto ex = weak_ex.lock()) ex->fire_cancel(CancelReason::kTimeout);
+  });
+  std::shared_ptr<SessionExchange> ex = exchange_;
+  try {
+    core_.router.dispatch(ex);
+  } catch (const std::exception&) {
+    respond_error(ex, api::map_error(Error(ErrorCode::kInternal, "handler threw"), {},
+                                     ex->request().request_id));
+  }
+  watch();
+}
+
+// Keeps one read armed while the request is in flight: EOF/reset there means the client left.
+template <class Stream>
+void Session<Stream>::watch() {
+  if (reading_ || closed_ || !exchange_) return;
+  if (buffer_.size() >= 64 * 1024) return;  // pipelined data waits for the next read_request()
+  reading_ = true;
+  auto self = this->shared_from_this();
+  stream_.async_read_some(buffer_.prepare(4096),
+                          [self](beast::error_code ec, size_t n) { self->on_watch(ec, n); });
+}
+
+template <class Stream>
+void Session<Stream>::on_watch(beast::error_code ec, size_t n) {
+  reading_ = false;
+  if (ec) {
+    if (exchange_) exchange_->fire_cancel(CancelReason::kDisconnected);
+    return close();
+  }
+  buffer_.commit(n);
+  if (exchange_) return watch();
+  read_request();
+}
+
+template <class Stream>
+void Session<Stream>::write_full(SessionExchange* ex, HttpResponse r) {
+  if (!current(ex) || response_done_) return;
+  core_.services.metrics.record_request(ex->route(), r.status);
+  for (auto& h : ex->take_extra_headers()) r.headers.push_back(std::move(h));
+  std::string out = format_head(r.status, r.content_type, &r, r.body.size(), false, keep_alive_,
+                                ex->request().request_id);
+  if (!head_only_) out += r.body;
+  response_done_ = true;
+  enqueue(std::move(out));
+}
+
+template <class Stream>
+void Session<Stream>::write_stream_head(SessionExchange* ex, int status) {
+  if (!current(ex) || response_done_ || streaming_) return;
+  core_.services.metrics.record_request(ex->route(), status);
+  streaming_ = true;
+  HttpResponse extra;
+  extra.headers = ex->take_extra_headers();
+  enqueue(format_head(status, "text/event-stream", &extra, 0, true, keep_alive_,
+                      ex->request().request_id));
+}
+
+template <class Stream>
+void Session<Stream>::write_chunk(SessionExchange* ex, std::string bytes) {
+  if (!current(ex) || !streaming_ || response_done_ || bytes.empty()) return;
+  char len[20];
+  std::snprintf(len, sizeof(len), "%zx\r\n", bytes.size());
+  std::string out;
+  out.reserve(bytes.size() + 24);
+  out += len;
+  out += bytes;
+  out += "\r\n";
+  enqueue(std::move(out));
+}
+
+template <class Stream>
+void Session<Stream>::write_stream_end(SessionExchange* ex) {
+  if (!current(ex) || response_done_) return;
+  response_done_ = true;
+  if (!streaming_) {
+    // The handler ended a stream it never started: answer with an empty 200 body instead.
+    return enqueue(format_head(200, "text/event-stream", nullptr, 0, false, keep_alive_,
+                               ex->request().request_id));
+  }
+  enqueue("0\r\n\r\n");
+}
+
+template <class Stream>
+void Session<Stream>::write_error_and_close(const api::ApiError& e) {
+  keep_alive_ = false;
+  core_.services.metrics.record_request("unmatched", e.status);
+  std::string body = api::error_json(e);
+  enqueue(format_head(e.status, "application/json", nullptr, body.size(), false, false, "") + body);
+}
+
+template <class Stream>
+void Session<Stream>::enqueue(std::string bytes) {
+  if (closed_ || write_failed_) {
+    // Nothing can be delivered; still account for the request.
+    if (response_done_ && exchange_) complete_request();
+    return;
+  }
+  queue_.push_back(std::move(bytes));
+  if (!writing_) do_write();
+}
+
+template <class Stream>
+void Session<Stream>::do_write() {
+  if (queue_.empty()) {
+    writing_ = false;
+    if (response_done_ && exchange_) return complete_request();
+    if (!exchange_ && !keep_alive_) return close();
+    return;
+  }
+  writing_ = true;
+  auto self = this->shared_from_this();
+  net::async_write(stream_, net::buffer(queue_.front()), [self](beast::error_code ec, size_t) {
+    self->queue_.pop_front();
+    if (ec) {
+      self->write_failed_ = true;
+      self->writing_ = false;
+      self->queue_.clear();
+      if (self->exchange_) self->exchange_->fire_cancel(CancelReason::kDisconnected);
+      if (self->response_done_ && self->exchange_) self->complete_request();
+      return self->close();
+    }
+    self->do_write();
+  });
+}
+
+template <class Stream>
+void Session<Stream>::complete_request() {
+  request_timer_.cancel();
+  exchange_.reset();
+  response_done_ = false;
+  streaming_ = false;
+  core_.end_request();
+  if (closed_ || write_failed_) return close();
+  if (!keep_alive_ || core_.draining.load()) return close();
+  if (!reading_) return read_request();
+  arm_timer(core_.options.idle_timeout_s);  // the armed watch read now waits for the next request
+}
+
+template <class Stream>
+void Session<Stream>::close() {
+  if (closed_) return;
+  closed_ = true;
+  timer_.cancel();
+  if (exchange_) exchange_->fire_cancel(CancelReason::kDisconnected);
+  beast::error_code ec;
+  auto& sock = beast::get_lowest_layer(stream_);
+  sock.shutdown(tcp::socket::shutdown_both, ec);
+  sock.close(ec);
+}
+
+}  // namespace enclave::server

@@ -1,0 +1,68 @@
+// Transport-neutral request/response types and the Exchange a handler answers through. Handlers
+// and filters see only these (no Beast), so they are testable without sockets.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace enclave::server {
+
+struct HttpRequest {
+  std::string method;                                        // "GET", "POST", ...
+  std::string target;                                        // as sent, with query
+  std::string path;                                          // without query
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
+  std::string body;
+  std::string request_id;  // assigned by the server, echoed as X-Request-Id
+  bool tls = false;
+
+  // Value of the first header named `name` (lower-case), empty if absent.
+  std::string_view header(std::string_view name) const {
+    for (const auto& [k, v] : headers) {
+      if (k == name) return v;
+    }
+    return {};
+  }
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+};
+
+// Why an in-flight request is being abandoned.
+enum class CancelReason { kDisconnected, kTimeout, kShutdown };
+
+// One request/response exchange. All methods are thread-safe (engine callbacks call them from the
+// engine thread); the session serializes the writes. Exactly one of respond() or
+// start_stream()...end_stream() per exchange.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+  virtual const HttpRequest& request() const = 0;
+  virtual void respond(HttpResponse response) = 0;
+  // Starts a chunked text/event-stream response; send() writes raw bytes (already SSE-framed).
+  virtual void start_stream(int status = 200) = 0;
+  virtual void send(std::string bytes) = 0;
+  virtual void end_stream() = 0;
+  // `fn` runs at most once, when the client goes away, the request time limit passes, or shutdown
+  // forces in-flight work to stop. Runs immediately if that already happened.
+  virtual void on_cancel(std::function<void(CancelReason)> fn) = 0;
+  virtual bool cancelled() const = 0;
+  // Route label for metrics (set by the router).
+  virtual void set_route_name(std::string name) = 0;
+  // Extra header for the response not sent yet (full or stream head), e.g. the routing
+  // gateway's X-Enclave-Route. Default: ignored (exchanges without headers, test doubles).
+  virtual void add_response_header(std::string name, std::string value) {}
+};
+
+using ExchangePtr = std::shared_ptr<Exchange>;
+
+}  // namespace enclave::server

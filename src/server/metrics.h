@@ -1,0 +1,49 @@
+// Prometheus text exposition (format 0.0.4), written by hand: request counts by route and status,
+// tokens in/out, time-to-first-token and per-token latency histograms, queue depth, busy slots.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "engine/engine.h"
+
+namespace enclave::server {
+
+class Histogram {
+ public:
+  static constexpr std::array<double, 12> kBounds = {0.005, 0.01, 0.025, 0.05, 0.1,  0.25,
+                                                     0.5,   1.0,  2.5,   5.0,  10.0, 30.0};
+  void observe(double seconds);
+  void write(std::string& out, const std::string& name) const;
+
+ private:
+  std::array<uint64_t, kBounds.size() + 1> counts_{};  // last: +Inf
+  double sum_ = 0;
+  uint64_t count_ = 0;
+};
+
+class Metrics {
+ public:
+  void record_request(const std::string& route, int status);
+  void add_tokens(int64_t prompt_tokens, int64_t completion_tokens);
+  void observe_ttft(double seconds);
+  void observe_token_latency(double seconds);
+  void add_cancelled();
+  // Full exposition; `stats` gives the queue/slot gauges (null: no model loaded).
+  std::string render(const engine::EngineStats* stats, bool ready) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int>, uint64_t> requests_;
+  uint64_t prompt_tokens_ = 0;
+  uint64_t completion_tokens_ = 0;
+  uint64_t cancelled_ = 0;
+  Histogram ttft_;
+  Histogram token_latency_;
+};
+
+}  // namespace enclave::server

@@ -1,0 +1,175 @@
+// Store: the SQLite database (one file in the data directory, WAL mode, versioned migrations)
+// for conversation history (opt-in per tenant), usage records and hashed API keys.
+//
+// Message contents are sealed with AES-256-GCM under the tenant's data key from the KeyStore;
+// the AAD binds each ciphertext to its table, row id, tenant, conversation and role, so a
+// ciphertext copied into another row does not open. Wrapped data keys live in the KeyStore
+// directory, not in the database: erase_tenant() shreds the key first, which makes the tenant's
+// rows unreadable in every copy of the database, then deletes the rows.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/result.h"
+#include "crypto/api_key.h"
+#include "crypto/keystore.h"
+#include "crypto/secret.h"
+
+struct sqlite3;
+
+namespace enclave::store {
+
+// Durability of each committed write (usage, messages, keys). Maps to SQLite's synchronous
+// setting in WAL mode: kAlways = FULL (fsync on every commit), kBatch = NORMAL (fsync at WAL
+// checkpoints; a crash can lose the last commits but never corrupts), kNever = OFF.
+enum class SyncPolicy { kAlways, kBatch, kNever };
+
+using Clock = std::function<int64_t()>;  // unix time in milliseconds
+int64_t system_now_ms();
+
+struct StoreOptions {
+  std::filesystem::path db_path;  // e.g. <data-dir>/enclave.db
+  SyncPolicy sync = SyncPolicy::kAlways;
+  Clock now_ms;  // defaults to the system clock
+};
+
+struct TenantSettings {
+  bool history_enabled = false;  // conversation history is opt-in
+  uint32_t retention_days = 0;   // 0 = keep until erased
+};
+
+struct TenantInfo {
+  std::string name{};
+  TenantSettings settings;
+  int64_t created_at_ms = 0;
+};
+
+struct Message {
+  std::string id{};
+  std::string conversation_id{};
+  std::string role{};
+  std::string content{};  // plaintext, only in memory
+  int64_t created_at_ms = 0;
+};
+
+struct UsageRecord {
+  std::string tenant{};
+  std::string api_key_name{};
+  std::string request_id{};
+  std::string backend{};  // "local", "remote:<name>"
+  std::string model{};
+  std::string model_version{};
+  uint32_t prompt_tokens = 0;
+  uint32_t completion_tokens = 0;
+  double latency_ms = 0;
+  int64_t cost_micros = 0;    // cost in millionths of the billing currency unit
+  int64_t created_at_ms = 0;  // 0 = now
+};
+
+struct ApiKeyInfo {
+  std::string name{};
+  std::string tenant{};
+  std::string key_id{};  // first 8 characters after the prefix, for display only
+  int64_t created_at_ms = 0;
+  bool revoked = false;
+};
+
+struct CreatedApiKey {
+  ApiKeyInfo info;
+  crypto::SecretBytes key;  // shown once; only its HMAC is stored
+};
+
+// Admin actions reported to the audit log (wire to audit::AuditLog::append_admin).
+struct AdminEvent {
+  std::string action{};  // "tenant_created", "tenant_erased", "api_key_created", ...
+  std::string tenant{};
+  std::vector<std::pair<std::string, std::string>> fields{};  // never secrets or content
+};
+using AdminEventSink = std::function<Status(const AdminEvent&)>;
+
+struct EraseReport {
+  int64_t messages_deleted = 0;
+  int64_t usage_deleted = 0;
+  int64_t api_keys_deleted = 0;
+  bool key_destroyed = false;
+};
+
+struct RetentionReport {
+  std::vector<std::pair<std::string, int64_t>> deleted_per_tenant{};  // only tenants with deletions
+  int64_t total_deleted = 0;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the database and applies pending schema migrations. `keys` must
+  // outlive the store.
+  static Result<std::unique_ptr<Store>> open(const StoreOptions& options, crypto::KeyStore& keys);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  static int schema_version_supported();
+  Result<int> schema_version();
+
+  // Admin events (tenant created/erased, keys created/revoked, retention) go here.
+  void set_event_sink(AdminEventSink sink);
+
+  // Tenants. create_tenant() also creates the tenant's data key.
+  Status create_tenant(std::string_view name, TenantSettings settings = {});
+  Result<std::vector<TenantInfo>> list_tenants();
+  Result<TenantInfo> tenant(std::string_view name);
+  Status update_tenant(std::string_view name, TenantSettings settings);
+  // Crypto-shreds the tenant's key, then deletes its rows (messages, usage, API keys, tenant).
+  // Idempotent: re-running after a crash midway finishes the job.
+  Result<EraseReport> erase_tenant(std::string_view name, std::string_view actor = "system");
+
+  // Conversation history. kPermissionDenied when the tenant has not opted in.
+  Result<std::string> append_message(std::string_view tenant, std::string_view conversation_id,
+                                     std::string_view role, std::string_view content,
+                                     int64_t created_at_ms = 0);
+  Result<std::vector<Message>> conversation(std::string_view tenant,
+                                            std::string_view conversation_id);
+
+  // Usage.
+  Status record_usage(const UsageRecord& record);
+  Result<std::vector<UsageRecord>> usage(std::string_view tenant, int64_t since_ms = 0);
+
+  // API keys.
+  Result<CreatedApiKey> create_api_key(std::string_view name, std::string_view tenant);
+  // kUnauthenticated for unknown or revoked keys (same message for both).
+  Result<ApiKeyInfo> authenticate_api_key(std::string_view presented_key);
+  Status revoke_api_key(std::string_view name);
+  Result<std::vector<ApiKeyInfo>> list_api_keys();
+
+  // Retention: deletes each tenant's messages older than its retention_days as of `now_ms`.
+  Result<RetentionReport> apply_retention(int64_t now_ms);
+
+  // Forces a WAL checkpoint (tests, backups).
+  Status checkpoint();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  Store(std::filesystem::path path, sqlite3* db, crypto::KeyStore& keys, Clock clock,
+        crypto::ApiKeyHasher hasher);
+  Status migrate();
+  Status emit(const AdminEvent& event);
+  int64_t now() const { return clock_(); }
+
+  std::filesystem::path path_;
+  sqlite3* db_;
+  crypto::KeyStore& keys_;
+  Clock clock_;
+  crypto::ApiKeyHasher hasher_;
+  AdminEventSink sink_;
+  std::mutex mu_;
+};
+
+}  // namespace enclave::store

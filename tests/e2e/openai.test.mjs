@@ -1,0 +1,215 @@
+// End-to-end: the real `enclave serve` on fixture models, driven by curl and the official openai
+// npm client. Run by CTest (e2e_openai) with ENCLAVE_BIN and ENCLAVE_FIXTURES_DIR set.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { API_KEY, curl, loadOpenAI, requireEnv, sseEvents, startServer } from './helpers.mjs';
+
+let OpenAI;
+let chatServer;   // qwen2-tiny: ChatML template, byte-level BPE
+let textServer;   // stories260K: plain completions
+let client;
+let model;
+
+before(async () => {
+  OpenAI = await loadOpenAI();
+  const fixtures = requireEnv('ENCLAVE_FIXTURES_DIR');
+  chatServer = await startServer({ model: path.join(fixtures, 'models/qwen2-tiny-Q8_0.gguf') });
+  textServer = await startServer({ model: path.join(fixtures, 'models/stories260K.gguf') });
+  client = new OpenAI({ apiKey: API_KEY, baseURL: chatServer.base + '/v1', maxRetries: 0 });
+  const models = await client.models.list();
+  model = models.data[0].id;
+});
+
+after(async () => {
+  if (textServer) await textServer.stop();
+  if (chatServer && chatServer.child.exitCode === null) await chatServer.stop();
+});
+
+const auth = ['-H', `Authorization: Bearer ${API_KEY}`];
+const json = ['-H', 'Content-Type: application/json'];
+const hello = [{ role: 'user', content: 'Hello, who are you?' }];
+
+test('models list names the served model', async () => {
+  const models = await client.models.list();
+  assert.equal(models.data.length, 1);
+  assert.equal(models.data[0].id, 'qwen2-tiny-Q8_0');
+  assert.equal(models.data[0].object, 'model');
+});
+
+test('chat completion, not streamed, with exact usage', async () => {
+  const r = await client.chat.completions.create({ model, messages: hello, max_tokens: 12, temperature: 0 });
+  assert.equal(r.object, 'chat.completion');
+  assert.equal(r.choices.length, 1);
+  assert.equal(typeof r.choices[0].message.content, 'string');
+  assert.equal(r.choices[0].message.role, 'assistant');
+  assert.ok(['stop', 'length'].includes(r.choices[0].finish_reason));
+  assert.ok(r.usage.prompt_tokens > 5);
+  assert.ok(r.usage.completion_tokens >= 1 && r.usage.completion_tokens <= 12);
+  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens);
+});
+
+test('chat streamed equals not streamed (greedy), with usage chunk', async () => {
+  const full = await client.chat.completions.create({ model, messages: hello, max_tokens: 16, temperature: 0 });
+  const stream = await client.chat.completions.create({
+    model, messages: hello, max_tokens: 16, temperature: 0, stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = '';
+  let finish = null;
+  let usage = null;
+  let first = true;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    if (chunk.usage) usage = chunk.usage;
+    if (chunk.choices.length === 0) continue;
+    if (first) assert.equal(chunk.choices[0].delta.role, 'assistant');
+    first = false;
+    text += chunk.choices[0].delta.content ?? '';
+    if (chunk.choices[0].finish_reason) finish = chunk.choices[0].finish_reason;
+  }
+  assert.equal(text, full.choices[0].message.content);
+  assert.equal(finish, full.choices[0].finish_reason);
+  assert.ok(usage);
+  assert.equal(usage.completion_tokens, full.usage.completion_tokens);
+  assert.equal(usage.prompt_tokens, full.usage.prompt_tokens);
+});
+
+test('same seed gives the same sampled output', async () => {
+  const req = { model, messages: hello, max_tokens: 16, temperature: 1.0, seed: 1234 };
+  const a = await client.chat.completions.create(req);
+  const b = await client.chat.completions.create(req);
+  assert.equal(a.choices[0].message.content, b.choices[0].message.content);
+});
+
+test('stop strings end the output before the stop text', async () => {
+  const base = await client.chat.completions.create({ model, messages: hello, max_tokens: 24, temperature: 0 });
+  const text = base.choices[0].message.content;
+  assert.ok(text.length >= 4, `greedy output too short for a stop test: ${JSON.stringify(text)}`);
+  const stop = text.slice(2, 4);
+  const expected = text.slice(0, text.indexOf(stop));
+  const r = await client.chat.completions.create({ model, messages: hello, max_tokens: 24, temperature: 0, stop: [stop] });
+  assert.equal(r.choices[0].message.content, expected);
+  assert.equal(r.choices[0].finish_reason, 'stop');
+});
+
+test('completions on stories260K: string prompt and token ids', async () => {
+  const c = new OpenAI({ apiKey: API_KEY, baseURL: textServer.base + '/v1', maxRetries: 0 });
+  const r = await c.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 16, temperature: 0 });
+  assert.equal(r.object, 'text_completion');
+  assert.ok(r.choices[0].text.length > 0);
+  assert.ok(r.usage.prompt_tokens >= 4);
+  const t = await c.completions.create({ model: 'stories260K', prompt: [1, 403, 407], max_tokens: 4, temperature: 0 });
+  assert.equal(t.usage.prompt_tokens, 3);
+  const s = await c.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 16, temperature: 0, stream: true });
+  let text = '';
+  for await (const chunk of s) text += chunk.choices[0]?.text ?? '';
+  assert.equal(text, r.choices[0].text);
+});
+
+test('embeddings are L2-normalized, one per input (base64 and float)', async () => {
+  const r = await client.embeddings.create({ model, input: ['hello world', 'goodbye'] });
+  assert.equal(r.data.length, 2);
+  const v = r.data[0].embedding;
+  assert.equal(v.length, 256);
+  const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+  assert.ok(Math.abs(norm - 1) < 1e-3, `norm ${norm}`);
+  const f = await client.embeddings.create({ model, input: 'hello world', encoding_format: 'float' });
+  assert.ok(Math.abs(f.data[0].embedding[0] - v[0]) < 1e-5);
+});
+
+test('eight concurrent streams all complete', async () => {
+  const runs = Array.from({ length: 8 }, (_, i) => (async () => {
+    const s = await client.chat.completions.create({
+      model, messages: [{ role: 'user', content: `Count to ${i + 3}` }], max_tokens: 12,
+      temperature: 0.7, seed: i, stream: true,
+    });
+    let finish = null;
+    let chunks = 0;
+    for await (const chunk of s) {
+      chunks++;
+      if (chunk.choices[0]?.finish_reason) finish = chunk.choices[0].finish_reason;
+    }
+    return { finish, chunks };
+  })());
+  const results = await Promise.all(runs);
+  for (const r of results) {
+    assert.ok(['stop', 'length'].includes(r.finish));
+    assert.ok(r.chunks >= 2);
+  }
+});
+
+test('errors through the openai client', async () => {
+  await assert.rejects(client.chat.completions.create({ model: 'no-such-model', messages: hello }),
+                       (e) => e.status === 404 && e.code === 'model_not_found');
+  await assert.rejects(client.chat.completions.create({ model, messages: hello, n: 2 }),
+                       (e) => e.status === 400 && e.param === 'n');
+  await assert.rejects(client.chat.completions.create({ model, messages: hello, response_format: { type: 'json_object' } }),
+                       (e) => e.status === 400 && /not supported/.test(e.message));
+  await assert.rejects(client.chat.completions.create({ model, messages: [{ role: 'user', content: 'x'.repeat(4000) }] }),
+                       (e) => e.status === 400 && /512/.test(e.message));
+  const bad = new OpenAI({ apiKey: 'sk-enclave-wrong-key-000000000000', baseURL: chatServer.base + '/v1', maxRetries: 0 });
+  await assert.rejects(bad.models.list(), (e) => e.status === 401);
+});
+
+test('curl: keep-alive reuses the connection; SSE framing is exact', async () => {
+  const ka = await curl(['-v', `${chatServer.base}/health`, `${chatServer.base}/v1/health`]);
+  assert.match(ka.stderr, /Re-?using existing connection/i);
+  assert.equal(ka.stdout, '{"status":"ok"}{"status":"ok"}');
+  const body = JSON.stringify({ model, messages: hello, max_tokens: 8, stream: true, stream_options: { include_usage: true } });
+  const r = await curl(['-N', '-i', ...auth, ...json, '-d', body, `${chatServer.base}/v1/chat/completions`]);
+  const [head, payload] = r.stdout.split('\r\n\r\n');
+  assert.match(head, /^HTTP\/1\.1 200/);
+  assert.match(head, /content-type: text\/event-stream/i);
+  const events = sseEvents(payload);
+  assert.equal(events.at(-1), '[DONE]');
+  const parsed = events.slice(0, -1).map((e) => JSON.parse(e));
+  assert.equal(parsed[0].choices[0].delta.role, 'assistant');
+  assert.deepEqual(parsed.at(-1).choices, []);
+  assert.ok(parsed.at(-1).usage.completion_tokens >= 1);
+  assert.ok(parsed.at(-2).choices[0].finish_reason);
+  // Also without the /v1 prefix, as DeepSeek serves it.
+  const noV1 = await curl(['-o', '/dev/null', '-w', '%{http_code}', ...auth, `${chatServer.base}/models`]);
+  assert.equal(noV1.stdout, '200');
+});
+
+test('curl: HTTP errors are OpenAI error objects', async () => {
+  const code = async (args) => {
+    const r = await curl(['-w', '\n%{http_code}', ...args]);
+    const i = r.stdout.lastIndexOf('\n');
+    return { status: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
+  };
+  const url = `${chatServer.base}/v1/chat/completions`;
+  const noKey = await code([...json, '-d', '{}', url]);
+  assert.equal(noKey.status, 401);
+  assert.equal(JSON.parse(noKey.body).error.type, 'authentication_error');
+  const malformed = await code([...auth, ...json, '-d', '{"model":', url]);
+  assert.equal(malformed.status, 400);
+  assert.equal(JSON.parse(malformed.body).error.type, 'invalid_request_error');
+  const missing = await code([...auth, ...json, '-d', JSON.stringify({ model }), url]);
+  assert.equal(missing.status, 400);
+  assert.equal(JSON.parse(missing.body).error.param, 'messages');
+  const dir = mkdtempSync(path.join(tmpdir(), 'enclave-e2e-body-'));
+  const big = path.join(dir, 'big.json');
+  writeFileSync(big, 'x'.repeat(5 * 1024 * 1024));
+  const tooBig = await code([...auth, ...json, '-H', 'Expect:', '--data-binary', `@${big}`, url]);
+  assert.equal(tooBig.status, 413);
+  const utf8 = path.join(dir, 'utf8.json');
+  writeFileSync(utf8, Buffer.concat([Buffer.from(`{"model":"${model}","messages":[{"role":"user","content":"`),
+                                     Buffer.from([0xff, 0xfe]), Buffer.from('"}]}')]));
+  const badUtf8 = await code([...auth, ...json, '--data-binary', `@${utf8}`, url]);
+  assert.equal(badUtf8.status, 400);
+  assert.match(JSON.parse(badUtf8.body).error.message, /UTF-8/);
+  const metrics = await code([...auth, `${chatServer.base}/metrics`]);
+  assert.equal(metrics.status, 200);
+  assert.match(metrics.body, /enclave_http_requests_total\{route="chat_completions",status="200"\} \d+/);
+  assert.match(metrics.body, /enclave_time_to_first_token_seconds_count [1-9]/);
+});
+
+test('SIGTERM shuts down gracefully with exit code 0', async () => {
+  const r = await chatServer.stop();
+  assert.equal(r.code, 0, chatServer.log());
+  assert.match(chatServer.log(), /stopped/);
+});

@@ -1,0 +1,391 @@
+// Engine integration tests on the tiny fixture models (F32 KV cache so greedy tokens are exact).
+#include "engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tokenizer/tokenizer.h"
+
+namespace enclave::engine {
+namespace {
+
+const std::string kModels = std::string(ENCLAVE_FIXTURES_DIR) + "/models/";
+
+struct RefPrompt {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> greedy;  // stored (stable) greedy tokens
+};
+
+std::vector<RefPrompt> load_ref(const std::string& name) {
+  std::ifstream in(kModels + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto root = boost::json::parse(ss.str()).as_object();
+  std::vector<RefPrompt> out;
+  for (const auto& p : root.at("prompts").as_array()) {
+    RefPrompt r;
+    for (const auto& t : p.at("tokens").as_array()) r.tokens.push_back(int32_t(t.as_int64()));
+    for (const auto& t : p.at("greedy").at("tokens").as_array())
+      r.greedy.push_back(int32_t(t.as_int64()));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+struct Outcome {
+  std::vector<int32_t> tokens;
+  std::string text;
+  TokenEvent final_event;
+};
+
+// Collects the events of one request; wait() blocks until the final event.
+class Collector {
+ public:
+  TokenCallback callback() {
+    return [this](const TokenEvent& ev) {
+      std::lock_guard<std::mutex> lock(mu_);
+      out_.text += ev.text;
+      if (ev.finished) {
+        out_.final_event = ev;
+        done_ = true;
+        cv_.notify_all();
+      } else {
+        out_.tokens.push_back(ev.token);
+        if (on_token_) on_token_(out_.tokens.size());
+      }
+    };
+  }
+  void on_token(std::function<void(size_t)> f) { on_token_ = std::move(f); }
+  Outcome wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done_; });
+    return out_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  Outcome out_;
+  std::function<void(size_t)> on_token_;
+};
+
+std::unique_ptr<Engine> make_engine(const std::string& model, int32_t n_parallel = 4,
+                                    int32_t max_queue = 16, int32_t n_batch = 512) {
+  EngineOptions o;
+  o.model_path = kModels + model;
+  o.n_threads = 2;
+  o.n_ctx = 512;
+  o.n_parallel = n_parallel;
+  o.max_queue = max_queue;
+  o.kv_type = "f32";
+  o.n_batch = n_batch;
+  auto e = Engine::create(o);
+  EXPECT_TRUE(e.has_value()) << (e ? "" : e.error().message);
+  return e ? std::move(e).value() : nullptr;
+}
+
+GenerationRequest greedy_request(std::vector<int32_t> prompt, int32_t max_tokens) {
+  GenerationRequest r;
+  r.prompt_tokens = std::move(prompt);
+  r.sampling.temperature = 0.0f;
+  r.max_tokens = max_tokens;
+  r.stop_at_eog = false;  // the references do not stop at EOS
+  return r;
+}
+
+GenerationRequest seeded_request(std::vector<int32_t> prompt, int32_t max_tokens, uint64_t seed) {
+  GenerationRequest r;
+  r.prompt_tokens = std::move(prompt);
+  r.sampling.temperature = 2.5f;
+  r.sampling.top_k = 0;
+  r.sampling.top_p = 0.98f;
+  r.sampling.min_p = 0.0f;
+  r.sampling.seed = seed;
+  r.max_tokens = max_tokens;
+  r.stop_at_eog = false;
+  return r;
+}
+
+Outcome run_one(Engine& e, GenerationRequest req) {
+  Collector c;
+  auto id = e.submit(std::move(req), c.callback());
+  EXPECT_TRUE(id.has_value()) << (id ? "" : id.error().message);
+  if (!id) return {};
+  return c.wait();
+}
+
+void expect_reference_greedy(const std::string& model, const std::string& ref, int32_t n_parallel) {
+  auto e = make_engine(model, n_parallel);
+  ASSERT_TRUE(e);
+  const auto prompts = load_ref(ref);
+  ASSERT_FALSE(prompts.empty());
+  // All prompts at once: they share decode steps (continuous batching).
+  std::vector<std::unique_ptr<Collector>> cols;
+  for (const auto& p : prompts) {
+    cols.push_back(std::make_unique<Collector>());
+    auto id =
+        e->submit(greedy_request(p.tokens, int32_t(p.greedy.size())), cols.back()->callback());
+    ASSERT_TRUE(id.has_value()) << id.error().message;
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Outcome o = cols[i]->wait();
+    EXPECT_EQ(o.tokens, prompts[i].greedy) << model << " prompt " << i;
+    EXPECT_EQ(o.final_event.finish_reason, FinishReason::kLength);
+    EXPECT_EQ(o.final_event.prompt_tokens, int32_t(prompts[i].tokens.size()));
+    EXPECT_EQ(o.final_event.completion_tokens, int32_t(prompts[i].greedy.size()));
+  }
+}
+
+TEST(Engine, GreedyMatchesReferenceQwen2) {
+  expect_reference_greedy("qwen2-tiny-F32.gguf", "qwen2-tiny-F32.ref.json", 4);
+}
+
+TEST(Engine, GreedyMatchesReferenceLlamaOneSlot) {
+  expect_reference_greedy("llama-tiny-F32.gguf", "llama-tiny-F32.ref.json", 1);
+}
+
+TEST(Engine, GreedyMatchesReferenceStories) {
+  expect_reference_greedy("stories260K.gguf", "stories260K.ref.json", 3);
+}
+
+TEST(Engine, ConcurrentEqualsAloneGreedyAndSeeded) {
+  const auto prompts = load_ref("llama-tiny-F32.ref.json");
+  std::vector<GenerationRequest> reqs;
+  for (const auto& p : prompts) reqs.push_back(greedy_request(p.tokens, 20));
+  for (size_t i = 0; i < prompts.size(); ++i)
+    reqs.push_back(seeded_request(prompts[i].tokens, 20, 1000 + i));
+  reqs.push_back(seeded_request(prompts[1].tokens, 20, 7));  // same prompt, other seed
+
+  // Alone: one slot, one request at a time.
+  std::vector<Outcome> alone;
+  {
+    auto e = make_engine("llama-tiny-F32.gguf", 1);
+    ASSERT_TRUE(e);
+    for (const auto& r : reqs) alone.push_back(run_one(*e, r));
+  }
+  // Together: 4 slots, everything submitted at once (more requests than slots).
+  auto e = make_engine("llama-tiny-F32.gguf", 4);
+  ASSERT_TRUE(e);
+  std::vector<std::unique_ptr<Collector>> cols;
+  for (const auto& r : reqs) {
+    cols.push_back(std::make_unique<Collector>());
+    ASSERT_TRUE(e->submit(r, cols.back()->callback()).has_value());
+  }
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    Outcome o = cols[i]->wait();
+    EXPECT_EQ(o.tokens.size(), 20u);
+    EXPECT_EQ(o.tokens, alone[i].tokens) << "request " << i;
+    EXPECT_EQ(o.text, alone[i].text) << "request " << i;
+  }
+  // Different seeds on the same prompt give different samples.
+  EXPECT_NE(alone[prompts.size() + 1].tokens, alone.back().tokens);
+}
+
+TEST(Engine, SmallPrefillChunksGiveSameTokens) {
+  const auto prompts = load_ref("qwen2-tiny-F32.ref.json");
+  auto e = make_engine("qwen2-tiny-F32.gguf", 2, 16, /*n_batch=*/7);
+  ASSERT_TRUE(e);
+  for (const auto& p : prompts) {
+    Outcome o = run_one(*e, greedy_request(p.tokens, int32_t(p.greedy.size())));
+    EXPECT_EQ(o.tokens, p.greedy);
+  }
+}
+
+TEST(Engine, CancellationFreesTheSlot) {
+  auto e = make_engine("llama-tiny-F32.gguf", 1, 4);
+  ASSERT_TRUE(e);
+  Collector c;
+  std::promise<void> got_tokens;
+  bool signalled = false;
+  c.on_token([&](size_t n) {
+    if (n == 3 && !signalled) {
+      signalled = true;
+      got_tokens.set_value();
+    }
+  });
+  auto id = e->submit(greedy_request({1}, 400), c.callback());
+  ASSERT_TRUE(id.has_value());
+  got_tokens.get_future().wait();
+  e->cancel(*id);
+  Outcome o = c.wait();
+  EXPECT_EQ(o.final_event.finish_reason, FinishReason::kCancelled);
+  EXPECT_LT(o.final_event.completion_tokens, 400);
+  EXPECT_GE(o.final_event.completion_tokens, 3);
+  // The only slot is free again: a new request runs to completion.
+  Outcome next = run_one(*e, greedy_request({1}, 5));
+  EXPECT_EQ(next.final_event.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(next.tokens.size(), 5u);
+  EXPECT_EQ(e->stats().busy_slots, 0);
+  e->cancel(*id);  // cancelling a finished request is a no-op
+}
+
+TEST(Engine, CancelQueuedRequest) {
+  auto e = make_engine("llama-tiny-F32.gguf", 1, 4);
+  ASSERT_TRUE(e);
+  Collector a, b;
+  auto ida = e->submit(greedy_request({1}, 400), a.callback());
+  auto idb = e->submit(greedy_request({1}, 400), b.callback());
+  ASSERT_TRUE(ida && idb);
+  e->cancel(*idb);
+  e->cancel(*ida);
+  EXPECT_EQ(b.wait().final_event.finish_reason, FinishReason::kCancelled);
+  EXPECT_EQ(a.wait().final_event.finish_reason, FinishReason::kCancelled);
+}
+
+TEST(Engine, QueueFullIsResourceExhausted) {
+  auto e = make_engine("llama-tiny-F32.gguf", 1, 1);
+  ASSERT_TRUE(e);
+  Collector a, b, c;
+  auto ida = e->submit(greedy_request({1}, 400), a.callback());
+  auto idb = e->submit(greedy_request({1}, 400), b.callback());
+  ASSERT_TRUE(ida.has_value());
+  ASSERT_TRUE(idb.has_value());
+  auto idc = e->submit(greedy_request({1}, 400), c.callback());
+  ASSERT_FALSE(idc.has_value());
+  EXPECT_EQ(idc.error().code, ErrorCode::kResourceExhausted);
+  e->cancel(*ida);
+  e->cancel(*idb);
+  a.wait();
+  b.wait();
+}
+
+TEST(Engine, PromptTooLongIsOutOfRangeWithNumbers) {
+  auto e = make_engine("llama-tiny-F32.gguf", 1);
+  ASSERT_TRUE(e);
+  Collector c;
+  auto r = e->submit(greedy_request(std::vector<int32_t>(600, 5), 4), c.callback());
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kOutOfRange);
+  EXPECT_NE(r.error().message.find("600"), std::string::npos);
+  EXPECT_NE(r.error().message.find("512"), std::string::npos);
+  // Exactly n_ctx - 1 tokens fit; generation then stops at the context end.
+  Outcome o = run_one(*e, greedy_request(std::vector<int32_t>(511, 5), 10));
+  EXPECT_EQ(o.final_event.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(o.final_event.completion_tokens, 2);  // positions 511 (fed) and the last sample
+
+  auto bad = e->submit(greedy_request({1, 99999}, 4), c.callback());
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+  auto empty = e->submit(greedy_request({}, 4), c.callback());
+  ASSERT_FALSE(empty.has_value());
+}
+
+TEST(Engine, StopStringsCutTheText) {
+  auto e = make_engine("stories260K.gguf", 1);
+  ASSERT_TRUE(e);
+  const auto prompts = load_ref("stories260K.ref.json");
+  Outcome full = run_one(*e, greedy_request(prompts[1].tokens, 24));
+  ASSERT_GT(full.text.size(), 20u);
+  // Stop on a piece of the middle of the text; the output is what came before its first match.
+  const std::string stop = full.text.substr(10, 4);
+  const size_t cut = full.text.find(stop);
+  auto req = greedy_request(prompts[1].tokens, 24);
+  req.stop = {"zzzz-never", stop};
+  Outcome o = run_one(*e, req);
+  EXPECT_EQ(o.final_event.finish_reason, FinishReason::kStop);
+  EXPECT_EQ(o.text, full.text.substr(0, cut));
+  EXPECT_EQ(o.text.find(stop), std::string::npos);
+  EXPECT_LT(o.final_event.completion_tokens, 24);
+  EXPECT_EQ(o.final_event.completion_tokens, int32_t(o.tokens.size()));
+}
+
+TEST(Engine, StopsAtEndOfGenerationToken) {
+  auto e = make_engine("llama-tiny-F32.gguf", 1);
+  ASSERT_TRUE(e);
+  auto req = greedy_request({1}, 8);
+  req.stop_at_eog = true;
+  req.sampling.logit_bias = {{2, 1000.0f}};  // force EOS (id 2)
+  Outcome o = run_one(*e, req);
+  EXPECT_EQ(o.final_event.finish_reason, FinishReason::kStop);
+  EXPECT_TRUE(o.tokens.empty());
+  EXPECT_EQ(o.final_event.completion_tokens, 1);
+  EXPECT_EQ(o.text, "");
+}
+
+TEST(Engine, PrefixReuseReportsCachedTokensAndSameOutput) {
+  auto e = make_engine("qwen2-tiny-F32.gguf", 2);
+  ASSERT_TRUE(e);
+  const auto prompts = load_ref("qwen2-tiny-F32.ref.json");
+  const auto& p = prompts[2];  // 45 tokens, 24 stable greedy steps
+  Outcome first = run_one(*e, greedy_request(p.tokens, 24));
+  EXPECT_EQ(first.final_event.cached_prompt_tokens, 0);
+  EXPECT_EQ(first.tokens, p.greedy);
+  Outcome again = run_one(*e, greedy_request(p.tokens, 24));
+  EXPECT_EQ(again.final_event.cached_prompt_tokens, int32_t(p.tokens.size()) - 1);
+  EXPECT_EQ(again.tokens, p.greedy);
+  // A continuation of the earlier conversation reuses the prompt and the generated tokens.
+  std::vector<int32_t> longer = p.tokens;
+  longer.insert(longer.end(), p.greedy.begin(), p.greedy.begin() + 10);
+  Outcome cont = run_one(*e, greedy_request(longer, 8));
+  EXPECT_EQ(cont.final_event.cached_prompt_tokens, int32_t(longer.size()) - 1);
+  std::vector<int32_t> expect(p.greedy.begin() + 10, p.greedy.begin() + 18);
+  EXPECT_EQ(cont.tokens, expect);
+}
+
+TEST(Engine, EmbeddingIsUnitLengthAndDeterministic) {
+  auto e = make_engine("qwen2-tiny-F32.gguf", 1);
+  ASSERT_TRUE(e);
+  auto a = e->embed({293, 17, 40});
+  ASSERT_TRUE(a.has_value()) << a.error().message;
+  EXPECT_EQ(int32_t(a->size()), e->info().n_embd);
+  double n = 0;
+  for (float v : *a) n += double(v) * v;
+  EXPECT_NEAR(n, 1.0, 1e-4);
+  auto b = e->embed({293, 17, 40});
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(*a, *b);
+  auto c = e->embed({100, 200});
+  ASSERT_TRUE(c.has_value());
+  EXPECT_NE(*a, *c);
+  EXPECT_FALSE(e->embed({}).has_value());
+  // Generation still works after an embedding used the slot.
+  const auto prompts = load_ref("qwen2-tiny-F32.ref.json");
+  Outcome o = run_one(*e, greedy_request(prompts[0].tokens, 10));
+  std::vector<int32_t> expect(prompts[0].greedy.begin(), prompts[0].greedy.begin() + 10);
+  EXPECT_EQ(o.tokens, expect);
+}
+
+TEST(Engine, InfoTokenizerAndShutdown) {
+  auto e = make_engine("qwen2-tiny-F32.gguf", 2);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->info().architecture, "qwen2");
+  EXPECT_EQ(e->info().n_vocab, 961);
+  EXPECT_EQ(e->info().n_ctx, 512);
+  EXPECT_GT(e->info().kv_cache_bytes, 0u);
+  EXPECT_EQ(e->tokenizer().n_vocab(), 961);
+  EXPECT_EQ(e->stats().n_slots, 2);
+  // Shutdown cancels what is running and refuses new work.
+  Collector c;
+  ASSERT_TRUE(e->submit(greedy_request({293}, 400), c.callback()).has_value());
+  e->shutdown();
+  EXPECT_EQ(c.wait().final_event.finish_reason, FinishReason::kCancelled);
+  Collector d;
+  auto r = e->submit(greedy_request({293}, 4), d.callback());
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+}
+
+TEST(Engine, CreateErrors) {
+  EngineOptions o;
+  o.model_path = kModels + "does-not-exist.gguf";
+  EXPECT_FALSE(Engine::create(o).has_value());
+  o.model_path = kModels + "llama-tiny-F32.gguf";
+  o.kv_type = "bf3";
+  auto r = Engine::create(o);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace enclave::engine
