@@ -26,9 +26,10 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
   using namespace enclave::model;
   if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: %s MODEL.gguf [--threads N] [--pp N] [--tg N] [--reps N] [--kv f16|q8_0|f32]\n",
-                 argv[0]);
+    std::fprintf(
+        stderr,
+        "usage: %s MODEL.gguf [--threads N] [--pp N] [--tg N] [--reps N] [--kv f16|q8_0|f32]\n",
+        argv[0]);
     return 2;
   }
   std::string path = argv[1];
@@ -37,11 +38,18 @@ int main(int argc, char** argv) {
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const char* v = argv[i + 1];
-    if (k == "--threads") threads = std::atoi(v);
-    else if (k == "--pp") pp = std::atoi(v);
-    else if (k == "--tg") tg = std::atoi(v);
-    else if (k == "--reps") reps = std::atoi(v);
-    else if (k == "--kv") kv = !std::strcmp(v, "q8_0") ? KvType::kQ8_0 : !std::strcmp(v, "f32") ? KvType::kF32 : KvType::kF16;
+    if (k == "--threads")
+      threads = std::atoi(v);
+    else if (k == "--pp")
+      pp = std::atoi(v);
+    else if (k == "--tg")
+      tg = std::atoi(v);
+    else if (k == "--reps")
+      reps = std::atoi(v);
+    else if (k == "--kv")
+      kv = !std::strcmp(v, "q8_0")  ? KvType::kQ8_0
+           : !std::strcmp(v, "f32") ? KvType::kF32
+                                    : KvType::kF16;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -81,7 +89,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     const double pp_s = std::chrono::duration<double>(Clock::now() - t0).count();
-    int32_t tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    int32_t tok =
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     t0 = Clock::now();
     for (int i = 0; i < tg; ++i) {
       b.clear();

@@ -8,15 +8,21 @@
 #include <ctime>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "audit/audit_log.h"
 #include "cli/commands.h"
+#include "crypto/keystore.h"
 #include "engine/engine.h"
 #include "model/synth.h"
+#include "router/gateway.h"
 #include "server/auth.h"
 #include "server/config.h"
 #include "server/engine_backend.h"
 #include "server/server.h"
+#include "store/retention.h"
+#include "store/store.h"
 
 namespace enclave::cli {
 namespace {
@@ -26,6 +32,7 @@ struct ServeFlags {
   server::ServerConfig cfg;  // flag values land here; applied over the file when given
   int32_t shutdown_timeout_s = 10;
   std::string demo_vocab;
+  std::string gateway_path;  // routing gateway config (src/router)
 };
 
 void log(const char* fmt, const std::string& a = "", const std::string& b = "") {
@@ -63,19 +70,145 @@ Result<std::shared_ptr<server::KeyStore>> load_keys(const server::ServerConfig& 
   return std::make_shared<server::KeyStore>(std::move(ks));
 }
 
+// Key store, audit log, database and retention (each request is audited; usage is recorded).
+struct DataProtection {
+  std::unique_ptr<crypto::KeyStore> keys;
+  std::unique_ptr<audit::AuditLog> log;
+  std::unique_ptr<store::Store> db;
+  std::unique_ptr<store::RetentionScheduler> retention;
+};
+
+// The master key comes from ENCLAVE_MASTER_KEY / ENCLAVE_MASTER_KEY_FILE / ENCLAVE_PASSPHRASE;
+// with none of them, a random key file data_dir/keys/master.key is generated on first start so
+// that the embedded defaults work without an operator passphrase.
+Result<DataProtection> open_data_protection(const std::string& data_dir) {
+  namespace fs = std::filesystem;
+  fs::path dir(data_dir);
+  DataProtection dp;
+  Result<crypto::MasterKeySource> src = crypto::MasterKeySource::from_environment();
+  if (!src && src.error().code == ErrorCode::kNotFound) {
+    fs::path key_file = dir / "keys" / "master.key";
+    bool created = false;
+    src = crypto::MasterKeySource::load_or_create_key_file(key_file, &created);
+    if (src) {
+      log(created ? "generated a master key file %s (mode 0600): no %s configured"
+                  : "using the master key file %s: no %s configured",
+          key_file.string(), "ENCLAVE_PASSPHRASE / ENCLAVE_MASTER_KEY / ENCLAVE_MASTER_KEY_FILE");
+      log("the key file sits next to the data it protects; for production use a passphrase "
+          "(ENCLAVE_PASSPHRASE) or an external key (ENCLAVE_MASTER_KEY_FILE on separate storage)");
+    }
+  }
+  if (!src) return src.error();
+  fs::path key_dir = dir / "keys";
+  if (crypto::KeyStore::exists(key_dir)) {
+    ENCLAVE_ASSIGN_OR_RETURN(dp.keys, crypto::KeyStore::open(key_dir, *src));
+  } else {
+    std::optional<crypto::KdfParams> kdf;
+    if (src->kind == crypto::MasterKeySource::Kind::kPassphrase) {
+      ENCLAVE_ASSIGN_OR_RETURN(kdf, crypto::KdfParams::defaults(crypto::KdfKind::kArgon2id));
+    }
+    ENCLAVE_ASSIGN_OR_RETURN(dp.keys,
+                             crypto::KeyStore::create(key_dir, *src, kdf ? &*kdf : nullptr));
+    log("created key store %s", key_dir.string());
+  }
+  ENCLAVE_ASSIGN_OR_RETURN(dp.log, audit::open_audit_log({.dir = dir / "audit"}, *dp.keys));
+  ENCLAVE_ASSIGN_OR_RETURN(dp.db, store::Store::open({.db_path = dir / "enclave.db"}, *dp.keys));
+  audit::AuditLog* alog = dp.log.get();
+  dp.db->set_event_sink([alog](const store::AdminEvent& e) -> Status {
+    auto seq = alog->append_admin({e.action, "serve", e.tenant, e.fields});
+    if (!seq) return seq.error();
+    return Status::ok();
+  });
+  dp.retention = std::make_unique<store::RetentionScheduler>(*dp.db, std::chrono::hours(1));
+  dp.retention->start();
+  return dp;
+}
+
+// Request audit + usage hooks and the tenant-erase admin route on the server.
+void wire_data_protection(DataProtection& dp, server::Services& services) {
+  audit::AuditLog* alog = dp.log.get();
+  store::Store* db = dp.db.get();
+  server::AuditHooks hooks;
+  hooks.append = [alog](const server::RequestRecord& r) -> Status {
+    audit::RequestAudit a;
+    a.request_id = r.request_id;
+    a.key_name = r.key_name;
+    a.tenant = r.tenant;
+    a.route = r.route;
+    a.policy = r.policy;
+    a.model = r.model;
+    for (const auto& [category, count] : r.sensitivity) a.sensitivity.push_back({category, count});
+    a.prompt_tokens = r.prompt_tokens;
+    a.completion_tokens = r.completion_tokens;
+    a.latency_ms = r.latency_ms;
+    a.outcome = r.outcome;
+    a.http_status = r.http_status;
+    Result<uint64_t> seq = alog->append_request(a);
+    if (!seq) {
+      log("audit log append failed (request %s answered 503): %s", r.request_id,
+          seq.error().message);
+      return seq.error();
+    }
+    return Status::ok();
+  };
+  hooks.after = [db](const server::RequestRecord& r) {
+    if (r.http_status != 200 || r.outcome != "ok") return;
+    store::UsageRecord u;
+    u.tenant = r.tenant;
+    u.api_key_name = r.key_name;
+    u.request_id = r.request_id;
+    u.backend = r.route == "local" ? "local" : r.route;
+    u.model = r.model;
+    u.prompt_tokens = r.prompt_tokens;
+    u.completion_tokens = r.completion_tokens;
+    u.latency_ms = r.latency_ms;
+    if (Status st = db->record_usage(u); !st) {
+      log("usage record failed for request %s: %s", r.request_id, st.error().message);
+    }
+  };
+  hooks.run = services.run_blocking;
+  services.auditor = std::make_shared<server::RequestAuditor>(std::move(hooks));
+  services.erase_tenant = [db](const std::string& tenant,
+                               const std::string& actor) -> Result<std::string> {
+    ENCLAVE_ASSIGN_OR_RETURN(store::EraseReport r, db->erase_tenant(tenant, actor));
+    // The name passed validate_tenant_name ([a-z0-9_-]), so it needs no JSON escaping.
+    return "{\"object\":\"tenant.erased\",\"tenant\":\"" + tenant +
+           "\",\"key_destroyed\":" + (r.key_destroyed ? "true" : "false") +
+           ",\"messages_deleted\":" + std::to_string(r.messages_deleted) +
+           ",\"usage_deleted\":" + std::to_string(r.usage_deleted) +
+           ",\"api_keys_deleted\":" + std::to_string(r.api_keys_deleted) + "}";
+  };
+}
+
+// The routing gateway's per-request facts -> the request's audit record.
+router::RouteFactsSink route_facts_sink(server::Services& services) {
+  std::shared_ptr<server::RequestAuditor> auditor = services.auditor;
+  return [auditor](const router::RouteFacts& f) {
+    if (!auditor) return;
+    server::RouteNote n;
+    n.tenant = f.tenant;
+    n.model = f.model;
+    n.backend = f.backend;
+    if (f.backend_kind == "local") {
+      n.route = "local";
+    } else if (f.backend.empty() || f.backend == "blocked" || f.backend == "none") {
+      n.route = f.backend.empty() ? "none" : f.backend;
+    } else {
+      n.route = "remote:" + f.backend;
+    }
+    n.policy = f.policy;
+    n.sensitivity.insert(f.categories.begin(), f.categories.end());
+    n.outcome = f.outcome;
+    auditor->route_facts(f.request_id, std::move(n));
+  };
+}
+
 // With no model configured: data_dir/models/demo.gguf, generated once by the synth "demo-tiny"
-// preset (random weights). Needs a vocabulary GGUF (none is embedded in the binary).
+// preset (random weights). Its vocabulary is the built-in byte-level one unless --demo-vocab
+// names a vocabulary GGUF.
 Result<std::string> ensure_demo_model(const server::ServerConfig& cfg, const std::string& vocab) {
   std::string path = cfg.data_dir + "/models/demo.gguf";
   if (std::filesystem::exists(path)) return path;
-  if (vocab.empty()) {
-    // TODO(model): once `synth demo-tiny` can build its own small byte-level vocabulary, drop
-    // this requirement.
-    return Error(ErrorCode::kInvalidArgument,
-                 "no model configured and no demo model in " + path +
-                     "; pass --model M.gguf, or --demo-vocab VOCAB.gguf (any GGUF with a "
-                     "tokenizer, e.g. a vocab-only file) to generate the random-weight demo model");
-  }
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir + "/models", ec);
   model::SynthOptions o;
@@ -126,6 +259,11 @@ int serve(ServeFlags& f, CLI::App& cmd) {
     std::fprintf(stderr, "enclave serve: %s\n", keys.error().message.c_str());
     return 1;
   }
+  Result<DataProtection> dp = open_data_protection(cfg.data_dir);
+  if (!dp) {
+    std::fprintf(stderr, "enclave serve: %s\n", dp.error().message.c_str());
+    return dp.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
+  }
   server::ServerOptions so;
   so.host = cfg.host;
   so.port = cfg.port;
@@ -146,6 +284,33 @@ int serve(ServeFlags& f, CLI::App& cmd) {
     return srv.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
   }
   server::Server& server = **srv;
+  wire_data_protection(*dp, server.services());
+  // Routing gateway: --gateway FILE, or DEEPSEEK_API_KEY (+ DEEPSEEK_BASE_URL) alone.
+  std::unique_ptr<router::Gateway> gateway;
+  if (const char* ds = std::getenv("DEEPSEEK_API_KEY"); !f.gateway_path.empty() || (ds && *ds)) {
+    Result<router::GatewayConfig> gcfg = f.gateway_path.empty()
+                                             ? router::gateway_config_from_env()
+                                             : router::load_gateway_config(f.gateway_path);
+    if (!gcfg) {
+      std::fprintf(stderr, "enclave serve: %s\n", gcfg.error().message.c_str());
+      return gcfg.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
+    }
+    // RouteFacts carry categories and counts, never values; they complete the request's audit
+    // record (appended before the final response bytes, see server/request_audit.h).
+    router::GatewayOptions gopts;
+    gopts.on_facts = route_facts_sink(server.services());
+    Result<std::unique_ptr<router::Gateway>> g =
+        router::Gateway::create(std::move(*gcfg), server.services(), std::move(gopts));
+    if (!g) {
+      std::fprintf(stderr, "enclave serve: %s\n", g.error().message.c_str());
+      return g.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
+    }
+    gateway = std::move(*g);
+    gateway->install();
+    log("routing gateway: %s backends, %s policies",
+        std::to_string(gateway->config().backends.size()),
+        std::to_string(gateway->config().policies.size()));
+  }
   if (Status st = server.start(); !st) {
     std::fprintf(stderr, "enclave serve: %s\n", st.error().message.c_str());
     return 1;
@@ -194,8 +359,10 @@ int serve(ServeFlags& f, CLI::App& cmd) {
   log("stopping: finishing in-flight requests (up to %s s)",
       std::to_string(cfg.shutdown_timeout_s));
   server.shutdown(std::chrono::seconds(cfg.shutdown_timeout_s));
+  gateway.reset();
   server.set_backend(nullptr);
   backend.reset();
+  dp->retention->stop();
   log("stopped");
   return 0;
 }
@@ -223,6 +390,9 @@ void register_serve(CLI::App& app, int& exit_code) {
                   "Seconds to finish in-flight requests on SIGTERM (default 10)");
   cmd->add_option("--demo-vocab", f->demo_vocab,
                   "Vocabulary GGUF used to generate the demo model when no --model is given");
+  cmd->add_option(
+      "--gateway", f->gateway_path,
+      "Routing gateway YAML (backends, policies); DEEPSEEK_API_KEY alone also enables it");
   cmd->callback([f, cmd, &exit_code] { exit_code = serve(*f, *cmd); });
 }
 

@@ -26,7 +26,8 @@ struct SynthArgs {
 
 std::string preset_list() {
   std::string s;
-  for (std::string_view n : model::synth_preset_names()) s += (s.empty() ? "" : ", ") + std::string(n);
+  for (std::string_view n : model::synth_preset_names())
+    s += (s.empty() ? "" : ", ") + std::string(n);
   return s;
 }
 
@@ -35,12 +36,14 @@ std::string preset_list() {
 void register_synth(CLI::App& app, int& exit_code) {
   auto a = std::make_shared<SynthArgs>();
   auto* cmd = app.add_subcommand(
-      "synth", "Write a random-weight model with the shapes and metadata of a real one (demo/bench)");
+      "synth",
+      "Write a random-weight model with the shapes and metadata of a real one (demo/bench)");
   cmd->add_option("--preset", a->preset, "Model shape: " + preset_list())->required();
   cmd->add_option("--type", a->type, "Weight type or mix: " + quant_target_list())
       ->default_val("Q4_0");
-  cmd->add_option("--vocab", a->vocab, "GGUF whose tokenizer.* keys are copied (vocab-only is fine)")
-      ->required();
+  cmd->add_option("--vocab", a->vocab,
+                  "GGUF whose tokenizer.* keys are copied (vocab-only is fine); default: a "
+                  "built-in byte-level vocabulary");
   cmd->add_option("output", a->output, "Destination .gguf")->required();
   cmd->add_option("--seed", a->seed, "Random seed (same seed => same file)");
   cmd->add_option("--layers", a->layers, "Override the layer count (small test models)")
@@ -62,15 +65,17 @@ void register_synth(CLI::App& app, int& exit_code) {
     o.out_path = a->output;
     o.seed = a->seed;
     o.layers = a->layers;
-    o.n_threads = a->threads > 0 ? a->threads
-                                 : static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+    o.n_threads = a->threads > 0
+                      ? a->threads
+                      : static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
     o.file_type = target->file_type;
     const model::SynthPreset* preset = model::find_synth_preset(a->preset);
     const uint32_t n_layer =
         static_cast<uint32_t>(a->layers > 0 ? a->layers : (preset ? preset->n_layer : 0));
-    o.plan_types = [target = *target, preset, n_layer](
-                       const std::vector<std::string>& names,
-                       const std::vector<std::vector<uint64_t>>& shapes) -> Result<std::vector<DType>> {
+    o.plan_types =
+        [target = *target, preset, n_layer](
+            const std::vector<std::string>& names,
+            const std::vector<std::vector<uint64_t>>& shapes) -> Result<std::vector<DType>> {
       ModelFacts facts;
       facts.architecture = preset ? std::string(preset->arch) : "";
       facts.n_layer = n_layer;
@@ -96,11 +101,12 @@ void register_synth(CLI::App& app, int& exit_code) {
     }
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("wrote %s: preset %s, %s, %d layers, vocab %d, %zu tensors, %.3f B params, "
-                "%.1f MiB, %.2f s (random weights, demo)\n",
-                a->output.c_str(), a->preset.c_str(), target->name.c_str(), r->n_layer, r->n_vocab,
-                r->n_tensors, static_cast<double>(r->n_params) / 1e9,
-                static_cast<double>(r->file_bytes) / (1024.0 * 1024.0), secs);
+    std::printf(
+        "wrote %s: preset %s, %s, %d layers, vocab %d, %zu tensors, %.3f B params, "
+        "%.1f MiB, %.2f s (random weights, demo)\n",
+        a->output.c_str(), a->preset.c_str(), target->name.c_str(), r->n_layer, r->n_vocab,
+        r->n_tensors, static_cast<double>(r->n_params) / 1e9,
+        static_cast<double>(r->file_bytes) / (1024.0 * 1024.0), secs);
     exit_code = 0;
   });
 }

@@ -112,8 +112,11 @@ std::vector<TensorPlan> plan_quantization(const QuantTarget& target, const Model
   std::vector<TensorPlan> plans;
   plans.reserve(tensors.size());
   for (const auto& t : tensors) {
-    const bool quantizable =
-        ends_with(t.name, "weight") && t.n_dims >= 2 && !contains(t.name, "ffn_gate_inp.weight");
+    // llama.cpp also requires a ".weight" suffix; every 2-D tensor of the supported
+    // architectures has one, and dropping the test lets plain tensor files be converted too.
+    const bool quantizable = t.n_dims >= 2 && !ends_with(t.name, ".bias") &&
+                             !contains(t.name, "ffn_gate_inp.weight") &&
+                             !contains(t.name, "pos_embd") && !contains(t.name, "token_types");
     if (!quantizable) {
       // Copied; a (rare) quantized 1-D tensor is widened so that it "stays F32".
       if (dtype_traits(t.type).quantized) {

@@ -55,8 +55,9 @@ struct TensorPlan {
 };
 
 // One entry per tensor, in order. Rules (llama.cpp llama-quant.cpp, without imatrix):
-//  * only 2+-D tensors whose name ends in "weight" are quantized, never ffn_gate_inp (router);
-//    other tensors are copied (a quantized 1-D tensor is widened to F32);
+//  * only 2+-D tensors are quantized, never ffn_gate_inp (router), *.bias, pos_embd or
+//    token_types (llama.cpp additionally requires a "weight" suffix); other tensors are copied
+//    (a quantized 1-D tensor is widened to F32);
 //  * float targets (F32/F16/BF16) convert every quantizable tensor to that type;
 //  * quantized targets: output.weight (token_embd.weight when there is no output.weight) gets
 //    Q6_K, or Q8_0 when the target is Q8_0 or ne[0] is not a multiple of the target's block;

@@ -33,9 +33,9 @@ enum class DType : uint32_t {
 
 struct DTypeTraits {
   DType type;
-  std::string_view name;   // ggml's name, e.g. "q4_K"
-  uint32_t block_elems;    // elements per block (1 for plain types)
-  uint32_t block_bytes;    // bytes per block
+  std::string_view name;  // ggml's name, e.g. "q4_K"
+  uint32_t block_elems;   // elements per block (1 for plain types)
+  uint32_t block_bytes;   // bytes per block
   bool quantized;
 };
 

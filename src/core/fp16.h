@@ -43,10 +43,11 @@ inline uint16_t f32_to_fp16(float f) {
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t abs = x & 0x7FFFFFFFu;
   if (abs >= 0x7F800000u) {  // inf or NaN
-    return static_cast<uint16_t>(sign | 0x7C00u | (abs > 0x7F800000u ? 0x200u | ((abs >> 13) & 0x3FFu) : 0));
+    return static_cast<uint16_t>(sign | 0x7C00u |
+                                 (abs > 0x7F800000u ? 0x200u | ((abs >> 13) & 0x3FFu) : 0));
   }
   if (abs >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00u);  // overflow -> inf
-  if (abs < 0x38800000u) {  // subnormal or zero in half
+  if (abs < 0x38800000u) {                                      // subnormal or zero in half
     if (abs < 0x33000000u) return static_cast<uint16_t>(sign);  // < half of smallest subnormal
     const uint32_t e = abs >> 23;
     const uint32_t m = (abs & 0x7FFFFFu) | 0x800000u;
@@ -63,7 +64,9 @@ inline uint16_t f32_to_fp16(float f) {
   return static_cast<uint16_t>(sign | h);
 }
 
-inline float bf16_to_f32(uint16_t b) { return f32_from_bits(static_cast<uint32_t>(b) << 16); }
+inline float bf16_to_f32(uint16_t b) {
+  return f32_from_bits(static_cast<uint32_t>(b) << 16);
+}
 
 // ggml's rounding: NaN forced quiet, otherwise round-to-nearest-even.
 inline uint16_t f32_to_bf16(float f) {

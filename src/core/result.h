@@ -11,18 +11,18 @@ namespace enclave {
 
 // Error codes drive the HTTP status mapping in api/ and the CLI exit codes.
 enum class ErrorCode {
-  kInvalidArgument,   // bad user input (CLI flag, request field): 400 / exit 2
-  kNotFound,          // missing file, model, tensor, key: 404 / exit 1
-  kCorruptData,       // malformed file or message (GGUF, ciphertext, audit line): exit 1
-  kUnsupported,       // valid but not implemented (type, architecture): exit 1
-  kOutOfRange,        // context overflow, size limits: 400
-  kPermissionDenied,  // auth / policy: 403
-  kUnauthenticated,   // missing / invalid key: 401
-  kResourceExhausted, // queue full: 429
-  kUnavailable,       // backend down / fail-closed: 503
-  kAlreadyExists,     // refuse to overwrite
-  kIo,                // OS-level I/O failure
-  kInternal,          // bug: 500
+  kInvalidArgument,    // bad user input (CLI flag, request field): 400 / exit 2
+  kNotFound,           // missing file, model, tensor, key: 404 / exit 1
+  kCorruptData,        // malformed file or message (GGUF, ciphertext, audit line): exit 1
+  kUnsupported,        // valid but not implemented (type, architecture): exit 1
+  kOutOfRange,         // context overflow, size limits: 400
+  kPermissionDenied,   // auth / policy: 403
+  kUnauthenticated,    // missing / invalid key: 401
+  kResourceExhausted,  // queue full: 429
+  kUnavailable,        // backend down / fail-closed: 503
+  kAlreadyExists,      // refuse to overwrite
+  kIo,                 // OS-level I/O failure
+  kInternal,           // bug: 500
 };
 
 const char* error_code_name(ErrorCode code);
@@ -91,16 +91,18 @@ class [[nodiscard]] Status {
   bool ok_ = true;
 };
 
-inline Error make_error(ErrorCode code, std::string message) { return Error(code, std::move(message)); }
+inline Error make_error(ErrorCode code, std::string message) {
+  return Error(code, std::move(message));
+}
 
 }  // namespace enclave
 
 // TRY(expr): propagate an error from a Result/Status-returning expression.
 #define ENCLAVE_CONCAT_INNER(a, b) a##b
 #define ENCLAVE_CONCAT(a, b) ENCLAVE_CONCAT_INNER(a, b)
-#define ENCLAVE_TRY_STATUS(expr)              \
-  do {                                        \
-    auto&& _enclave_st = (expr);              \
+#define ENCLAVE_TRY_STATUS(expr)                              \
+  do {                                                        \
+    auto&& _enclave_st = (expr);                              \
     if (!_enclave_st.has_value()) return _enclave_st.error(); \
   } while (0)
 // ASSIGN_OR_RETURN(lhs, expr): lhs = value of expr, or return its error.

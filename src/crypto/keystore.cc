@@ -190,6 +190,32 @@ Result<MasterKeySource> MasterKeySource::from_environment() {
                     "ENCLAVE_MASTER_KEY_FILE");
 }
 
+Result<MasterKeySource> MasterKeySource::load_or_create_key_file(const fs::path& path,
+                                                                 bool* created) {
+  if (created) *created = false;
+  std::error_code ec;
+  if (fs::exists(path, ec)) return from_key_file(path);
+  if (path.has_parent_path()) {
+    fs::create_directories(path.parent_path(), ec);
+    if (ec) {
+      return make_error(ErrorCode::kIo, "cannot create directory " + path.parent_path().string() +
+                                            " for the master key file; check permissions or set " +
+                                            kEnvMasterKeyFile);
+    }
+    fs::permissions(path.parent_path(), fs::perms::owner_all, fs::perm_options::replace, ec);
+  }
+  ENCLAVE_ASSIGN_OR_RETURN(SecretBytes key, random_key());
+  std::string hex = hex_encode(std::span<const uint8_t>(key.data(), key.size()));
+  Status st = write_file_durable(path, hex + "\n");
+  secure_wipe(hex.data(), hex.size());
+  ENCLAVE_TRY_STATUS(st);
+  if (created) *created = true;
+  MasterKeySource s;
+  s.kind = Kind::kRawKey;
+  s.secret = std::move(key);
+  return s;
+}
+
 Status validate_tenant_name(std::string_view name) {
   bool ok = !name.empty() && name.size() <= 64 && name[0] != '-' && name[0] != '_';
   for (char c : name) {

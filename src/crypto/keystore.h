@@ -39,6 +39,12 @@ struct MasterKeySource {
   static Result<MasterKeySource> from_key_file(const std::filesystem::path& path);
   // ENCLAVE_MASTER_KEY, then ENCLAVE_MASTER_KEY_FILE, then ENCLAVE_PASSPHRASE; kNotFound if none.
   static Result<MasterKeySource> from_environment();
+  // Zero-configuration fallback for a first start without an operator-supplied key: reads the
+  // raw key in `path` when the file exists, else writes a fresh random 256-bit key there (hex,
+  // mode 0600, parent directories 0700) and sets *created. The key then sits next to the data it
+  // protects, so production deployments should use a passphrase or an external key instead.
+  static Result<MasterKeySource> load_or_create_key_file(const std::filesystem::path& path,
+                                                         bool* created = nullptr);
 };
 
 enum class SystemKey { kAudit, kApiKey };

@@ -25,17 +25,41 @@ int64_t rows_per_chunk(const WeightMatrix& w) {
   return (r + 3) / 4 * 4;  // multiple of the tile height
 }
 
-// Token-tile width for the matrix-matrix path: the quantized activations of a tile stay in L2
-// while a row block of weights is reused from L1.
+// Matrix-matrix row chunks: ~256 KiB of weights, which stay in L2 while every token tile of the
+// batch passes over them.
+int64_t gemm_rows_per_chunk(const WeightMatrix& w) {
+  int64_t r = static_cast<int64_t>((256 << 10) / std::max<size_t>(1, w.row_bytes));
+  r = std::max<int64_t>(4, std::min(r, std::max<int64_t>(4, w.rows / 8)));
+  return (r + 3) / 4 * 4;
+}
+
+// Token-tile width for the generic matrix-matrix path: the quantized activations of a tile stay
+// in L2 while a row block of weights is reused from L1.
 constexpr int64_t kTokenTile = 32;
+
+// Upper bound of the prepared-activation bytes of one token for the AVX-512 kernels (at most 384
+// bytes per 128 Q4_0/Q8_0 elements, 320 per Q4_K/Q6_K super-block), computed here so that no
+// AVX-512 code runs to size buffers.
+size_t prep_bytes_bound(const WeightMatrix& w) {
+  if (w.type == DType::kQ4_K || w.type == DType::kQ6_K)
+    return static_cast<size_t>(w.cols / 256) * 320;
+  if (w.type != DType::kQ4_0 && w.type != DType::kQ8_0) return 0;
+  const uint64_t quads = (static_cast<uint64_t>(w.cols) / 32 + 3) / 4;
+  return static_cast<size_t>(quads) * 384;
+}
+
+size_t align_up(size_t n) {
+  return (n + kScratchAlign - 1) / kScratchAlign * kScratchAlign;
+}
 
 }  // namespace
 
 size_t matmul_scratch_bytes(const WeightMatrix& w, int64_t n_tokens) {
   const DType act = activation_type(w.type);
   if (act == DType::kF32) return 0;
-  return dtype_row_bytes(act, static_cast<uint64_t>(w.cols)) * static_cast<size_t>(n_tokens) +
-         kScratchAlign;
+  const size_t per_token =
+      align_up(dtype_row_bytes(act, static_cast<uint64_t>(w.cols))) + align_up(prep_bytes_bound(w));
+  return per_token * static_cast<size_t>(n_tokens) + kScratchAlign;
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
@@ -44,35 +68,48 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
   const SimdLevel level = best_simd_level();
   const DType act = activation_type(w.type);
   const VecDotFn dot = vec_dot_fn(w.type, level);
-  const detail::VecDotTileFn tile =
-      level == SimdLevel::kAvx512 && n_tokens > 1 ? detail::avx512_vec_dot_tile(w.type) : nullptr;
+  const detail::GemmKernel* gemm =
+      level == SimdLevel::kAvx512 ? detail::avx512_gemm(w.type) : nullptr;
 
-  // 1. Activations in the weight's partner type, once per token row.
+  // 1. Activations in the weight's partner type (and the kernel's prepared layout), once per
+  // token row.
   const uint8_t* a = reinterpret_cast<const uint8_t*>(x);
   size_t a_stride = static_cast<size_t>(w.cols) * sizeof(float);
+  const uint8_t* prep = nullptr;
+  size_t prep_stride = 0;
   std::unique_ptr<uint8_t[]> owned;
   if (act != DType::kF32) {
-    a_stride = dtype_row_bytes(act, static_cast<uint64_t>(w.cols));
+    a_stride = align_up(dtype_row_bytes(act, static_cast<uint64_t>(w.cols)));
     if (scratch == nullptr) {
       owned = std::make_unique<uint8_t[]>(matmul_scratch_bytes(w, n_tokens));
       scratch = owned.get();
     }
-    auto* q = static_cast<uint8_t*>(scratch);
+    auto addr = reinterpret_cast<uintptr_t>(scratch);
+    auto* q =
+        reinterpret_cast<uint8_t*>((addr + kScratchAlign - 1) / kScratchAlign * kScratchAlign);
+    uint8_t* pr = q + a_stride * static_cast<size_t>(n_tokens);
+    if (gemm != nullptr) prep_stride = align_up(gemm->prep_bytes(w.cols));
+    auto quantize_tokens = [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        quantize_activation(act, x + t * w.cols, q + t * a_stride, w.cols, level);
+        if (gemm != nullptr) gemm->prepare(q + t * a_stride, pr + t * prep_stride, w.cols);
+      }
+    };
     if (n_tokens == 1) {
-      quantize_activation(act, x, q, w.cols, level);
+      quantize_tokens(0, 1);
     } else {
-      pool.parallel_for_ref(n_tokens, 1, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t)
-          quantize_activation(act, x + t * w.cols, q + t * a_stride, w.cols, level);
-      });
+      pool.parallel_for_ref(n_tokens, 1, quantize_tokens);
     }
     a = q;
+    prep = pr;
   }
 
   // 2. Rows are handed out in chunks from a shared counter; every (row, token) result is computed
-  // by the same kernel whatever the split, so the thread count never changes the output.
+  // by the same operation sequence whatever the split, so the thread count never changes the
+  // output.
   const auto* wd = static_cast<const uint8_t*>(w.data);
-  const int64_t chunk = rows_per_chunk(w);
+  const int64_t chunk =
+      gemm != nullptr && n_tokens > 1 ? gemm_rows_per_chunk(w) : rows_per_chunk(w);
   const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
   std::atomic<int64_t> next{0};
   const size_t rb = w.row_bytes;
@@ -84,27 +121,27 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
       if (c >= n_chunks) return;
       const int64_t r0 = c * chunk;
       const int64_t r1 = std::min(rows, r0 + chunk);
+      if (gemm != nullptr) {
+        for (int64_t t = 0; t < n_tokens; t += detail::kGemmMaxTok) {
+          const int nt = static_cast<int>(std::min<int64_t>(detail::kGemmMaxTok, n_tokens - t));
+          for (int64_t r = r0; r < r1; r += detail::kGemmMaxRows) {
+            const int nr = static_cast<int>(std::min<int64_t>(detail::kGemmMaxRows, r1 - r));
+            gemm->run(wd + r * rb, rb, nr, prep + t * prep_stride, prep_stride, nt,
+                      y + t * rows + r, static_cast<size_t>(rows), cols);
+          }
+        }
+        continue;
+      }
       if (n_tokens == 1) {
         for (int64_t r = r0; r < r1; ++r) y[r] = dot(wd + r * rb, a, cols);
         continue;
       }
       for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
         const int64_t t1 = std::min(n_tokens, t0 + kTokenTile);
-        if (tile != nullptr) {
-          for (int64_t r = r0; r < r1; r += detail::kTileMaxRows) {
-            const int nr = static_cast<int>(std::min<int64_t>(detail::kTileMaxRows, r1 - r));
-            for (int64_t t = t0; t < t1; t += detail::kTileMaxTok) {
-              const int nt = static_cast<int>(std::min<int64_t>(detail::kTileMaxTok, t1 - t));
-              tile(wd + r * rb, rb, nr, a + t * a_stride, a_stride, nt, y + t * rows + r,
-                   static_cast<size_t>(rows), cols);
-            }
-          }
-        } else {
-          for (int64_t t = t0; t < t1; ++t) {
-            const uint8_t* at = a + t * a_stride;
-            float* yt = y + t * rows;
-            for (int64_t r = r0; r < r1; ++r) yt[r] = dot(wd + r * rb, at, cols);
-          }
+        for (int64_t t = t0; t < t1; ++t) {
+          const uint8_t* at = a + t * a_stride;
+          float* yt = y + t * rows;
+          for (int64_t r = r0; r < r1; ++r) yt[r] = dot(wd + r * rb, at, cols);
         }
       }
     }

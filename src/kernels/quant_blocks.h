@@ -16,16 +16,16 @@ constexpr int kKScaleBytes = 12;
 
 #pragma pack(push, 1)
 struct BlockQ4_0 {
-  uint16_t d;                  // f16 scale
-  uint8_t qs[kQK4_0 / 2];      // low nibbles: elements 0..15, high nibbles: 16..31
+  uint16_t d;              // f16 scale
+  uint8_t qs[kQK4_0 / 2];  // low nibbles: elements 0..15, high nibbles: 16..31
 };
 struct BlockQ4_1 {
-  uint16_t d, m;               // f16 scale, f16 min
+  uint16_t d, m;  // f16 scale, f16 min
   uint8_t qs[kQK4_1 / 2];
 };
 struct BlockQ5_0 {
   uint16_t d;
-  uint8_t qh[4];               // 5th bits, LE u32
+  uint8_t qh[4];  // 5th bits, LE u32
   uint8_t qs[kQK5_0 / 2];
 };
 struct BlockQ5_1 {
@@ -38,8 +38,8 @@ struct BlockQ8_0 {
   int8_t qs[kQK8_0];
 };
 struct BlockQ8_1 {
-  uint16_t d;                  // f16 scale
-  uint16_t s;                  // f16 d * sum(qs)
+  uint16_t d;  // f16 scale
+  uint16_t s;  // f16 d * sum(qs)
   int8_t qs[kQK8_1];
 };
 struct BlockQ2_K {
@@ -50,7 +50,7 @@ struct BlockQ2_K {
 struct BlockQ3_K {
   uint8_t hmask[kQK_K / 8];
   uint8_t qs[kQK_K / 4];
-  uint8_t scales[12];          // 16 six-bit scales
+  uint8_t scales[12];  // 16 six-bit scales
   uint16_t d;
 };
 struct BlockQ4_K {
@@ -71,7 +71,7 @@ struct BlockQ6_K {
   uint16_t d;
 };
 struct BlockQ8_K {
-  float d;                     // f32, unlike the others
+  float d;  // f32, unlike the others
   int8_t qs[kQK_K];
   int16_t bsums[kQK_K / 16];
 };

@@ -17,7 +17,8 @@ bool can_quantize(DType type);
 // Dequantizes `n` elements (a multiple of the block size) from `src` into `dst`.
 void dequantize_row(DType type, const void* src, float* dst, int64_t n);
 
-// Quantizes `n` elements of `src` into `dst` (dtype_row_bytes(type, n) bytes). Returns bytes written.
+// Quantizes `n` elements of `src` into `dst` (dtype_row_bytes(type, n) bytes). Returns bytes
+// written.
 size_t quantize_row(DType type, const float* src, void* dst, int64_t n);
 
 }  // namespace enclave::kernels

@@ -13,189 +13,6 @@
 namespace enclave::kernels::quant_detail {
 namespace {
 
-constexpr float kGroupMaxEps = 1e-15f;  // below this a group counts as all zero
-
-inline int clamp_int(int v, int lo, int hi) {
-  return v < lo ? lo : (v > hi ? hi : v);
-}
-
-// Element with the largest magnitude (first on ties), sign kept; *amax_out gets its magnitude.
-inline float signed_absmax(const float* x, int n, float* amax_out) {
-  float amax = 0.0f;
-  float max = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float a = std::fabs(x[i]);
-    if (a > amax) {
-      amax = a;
-      max = x[i];
-    }
-  }
-  *amax_out = amax;
-  return max;
-}
-
-// Asymmetric fit x ~ scale * L + min (L in [0, nmax], min <= 0) minimizing a weighted error
-// (absolute or squared): start from the min/max grid, then try nstep+1 slightly different grids,
-// each followed by a weighted least-squares solve for (scale, min). Returns the scale and stores
-// -min in *neg_min. `L` receives the chosen levels; `scratch` needs n bytes.
-float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float* neg_min,
-                    uint8_t* scratch, float rmin, float rdelta, int nstep, bool abs_error) {
-  float mn = x[0];
-  float mx = x[0];
-  float sum_w = w[0];
-  float sum_x = sum_w * x[0];
-  for (int i = 1; i < n; ++i) {
-    if (x[i] < mn) mn = x[i];
-    if (x[i] > mx) mx = x[i];
-    sum_w += w[i];
-    sum_x += w[i] * x[i];
-  }
-  if (mn > 0) mn = 0;
-  if (mx == mn) {
-    std::memset(L, 0, static_cast<size_t>(n));
-    *neg_min = -mn;
-    return 0.0f;
-  }
-  const float fmax = static_cast<float>(nmax);
-  float iscale = fmax / (mx - mn);
-  float scale = 1 / iscale;
-  float best_error = 0;
-  for (int i = 0; i < n; ++i) {
-    L[i] = static_cast<uint8_t>(clamp_int(nearest_int(iscale * (x[i] - mn)), 0, nmax));
-    float diff = scale * static_cast<float>(L[i]) + mn - x[i];
-    diff = abs_error ? std::fabs(diff) : diff * diff;
-    best_error += w[i] * diff;
-  }
-  for (int step = 0; step <= nstep; ++step) {
-    iscale = (rmin + rdelta * static_cast<float>(step) + fmax) / (mx - mn);
-    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = clamp_int(nearest_int(iscale * (x[i] - mn)), 0, nmax);
-      scratch[i] = static_cast<uint8_t>(l);
-      const float fl = static_cast<float>(l);
-      sum_l += w[i] * fl;
-      sum_l2 += w[i] * fl * fl;
-      sum_xl += w[i] * fl * x[i];
-    }
-    const float det = sum_w * sum_l2 - sum_l * sum_l;
-    if (det > 0) {
-      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
-      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-      if (this_min > 0) {
-        this_min = 0;
-        this_scale = sum_xl / sum_l2;
-      }
-      float error = 0;
-      for (int i = 0; i < n; ++i) {
-        float diff = this_scale * static_cast<float>(scratch[i]) + this_min - x[i];
-        diff = abs_error ? std::fabs(diff) : diff * diff;
-        error += w[i] * diff;
-      }
-      if (error < best_error) {
-        std::memcpy(L, scratch, static_cast<size_t>(n));
-        best_error = error;
-        scale = this_scale;
-        mn = this_min;
-      }
-    }
-  }
-  *neg_min = -mn;
-  return scale;
-}
-
-// Symmetric fit x ~ scale * (L - nmax), L - nmax in [-nmax, nmax - 1], weights x^2: the grid
-// through the largest-magnitude element, then 18 nearby grids, keeping the one with the best
-// least-squares score sum(w x l)^2 / sum(w l^2). L receives l + nmax.
-float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
-  float amax;
-  const float max = signed_absmax(x, n, &amax);
-  if (amax < kGroupMaxEps) {
-    std::memset(L, 0, static_cast<size_t>(n));
-    return 0.0f;
-  }
-  float iscale = static_cast<float>(-nmax) / max;
-  float sumlx = 0;
-  float suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = clamp_int(nearest_int(iscale * x[i]), -nmax, nmax - 1);
-    L[i] = static_cast<int8_t>(l + nmax);
-    const float w = x[i] * x[i];
-    const float fl = static_cast<float>(l);
-    sumlx += w * x[i] * fl;
-    suml2 += w * fl * fl;
-  }
-  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
-  float best = scale * sumlx;
-  for (int step = -9; step <= 9; ++step) {
-    if (step == 0) continue;
-    iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(step)) / max;
-    sumlx = 0;
-    suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-      const float fl = static_cast<float>(clamp_int(nearest_int(iscale * x[i]), -nmax, nmax - 1));
-      const float w = x[i] * x[i];
-      sumlx += w * x[i] * fl;
-      suml2 += w * fl * fl;
-    }
-    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-      for (int i = 0; i < n; ++i) {
-        L[i] = static_cast<int8_t>(nmax + clamp_int(nearest_int(iscale * x[i]), -nmax, nmax - 1));
-      }
-      scale = sumlx / suml2;
-      best = scale * sumlx;
-    }
-  }
-  return scale;
-}
-
-// Symmetric 3-bit fit (levels -nmax..nmax-1, weights x^2) refined by coordinate descent: each
-// element in turn moves to the level that is optimal given the others, if that improves the
-// least-squares score. L receives l + nmax (or all zeros for an all-zero group).
-float fit_q3(int n, int nmax, const float* x, int8_t* L) {
-  float amax;
-  const float max = signed_absmax(x, n, &amax);
-  if (amax < kGroupMaxEps) {
-    std::memset(L, 0, static_cast<size_t>(n));
-    return 0.0f;
-  }
-  const float iscale = static_cast<float>(-nmax) / max;
-  float sumlx = 0;
-  float suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = clamp_int(nearest_int(iscale * x[i]), -nmax, nmax - 1);
-    L[i] = static_cast<int8_t>(l);
-    const float w = x[i] * x[i];
-    sumlx += w * x[i] * static_cast<float>(l);
-    suml2 += w * static_cast<float>(l) * static_cast<float>(l);
-  }
-  for (int pass = 0; pass < 5; ++pass) {
-    int n_changed = 0;
-    for (int i = 0; i < n; ++i) {
-      const float w = x[i] * x[i];
-      const float li = static_cast<float>(L[i]);
-      float slx = sumlx - w * x[i] * li;
-      if (slx > 0) {
-        float sl2 = suml2 - w * li * li;
-        const int new_l = clamp_int(nearest_int(x[i] * sl2 / slx), -nmax, nmax - 1);
-        if (new_l != L[i]) {
-          const float fl = static_cast<float>(new_l);
-          slx += w * x[i] * fl;
-          sl2 += w * fl * fl;
-          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
-            L[i] = static_cast<int8_t>(new_l);
-            sumlx = slx;
-            suml2 = sl2;
-            ++n_changed;
-          }
-        }
-      }
-    }
-    if (n_changed == 0) break;
-  }
-  for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(L[i] + nmax);
-  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
-}
-
 // Q4_K/Q5_K scale and min j (0..7) from the 12 packed bytes.
 inline void unpack_k4_scale_min(const uint8_t* s, int j, int* sc, int* mn) {
   if (j < 4) {
@@ -275,20 +92,19 @@ void k4_finish_block(const float* x, const float* scales, const float* mins, int
   }
 }
 
-// Per-sub-block fits of Q4_K/Q5_K: weights are rms(sub-block) + |x|.
+// Per-sub-block fits of Q4_K/Q5_K: weights are rms(sub-block) + |x|; the 8 sub-blocks are fitted
+// together, one per lane.
 void k4_fit_sub_blocks(const float* x, int nmax, float rmin, float rdelta, int nstep, float* scales,
                        float* mins, uint8_t* L) {
-  float w[32];
-  uint8_t scratch[32];
+  float w[kQK_K];
   for (int j = 0; j < 8; ++j) {
     const float* xs = x + 32 * j;
     float sum_x2 = 0;
     for (int i = 0; i < 32; ++i) sum_x2 += xs[i] * xs[i];
     const float av_x = std::sqrt(sum_x2 / 32);
-    for (int i = 0; i < 32; ++i) w[i] = av_x + std::fabs(xs[i]);
-    scales[j] =
-        fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], scratch, rmin, rdelta, nstep, false);
+    for (int i = 0; i < 32; ++i) w[32 * j + i] = av_x + std::fabs(xs[i]);
   }
+  fit_scale_min_x8(32, nmax, x, w, L, scales, mins, rmin, rdelta, nstep, false);
 }
 
 }  // namespace
@@ -298,16 +114,16 @@ void k4_fit_sub_blocks(const float* x, int nmax, float rmin, float rdelta, int n
 void quantize_q2_k(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ2_K*>(dst);
   uint8_t L[kQK_K];
-  uint8_t scratch[16];
-  float w[16];
+  float w[kQK_K];
   float scales[16], mins[16];
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
     float max_scale = 0;
     float max_min = 0;
+    for (int i = 0; i < kQK_K; ++i) w[i] = std::fabs(x[i]);
+    // Sub-blocks 0-7 and 8-15, one per lane.
+    fit_scale_min_x8(16, 3, x, w, L, scales, mins, -0.5f, 0.1f, 15, true);
+    fit_scale_min_x8(16, 3, x + 128, w + 128, L + 128, scales + 8, mins + 8, -0.5f, 0.1f, 15, true);
     for (int j = 0; j < 16; ++j) {
-      for (int i = 0; i < 16; ++i) w[i] = std::fabs(x[16 * j + i]);
-      scales[j] =
-          fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], scratch, -0.5f, 0.1f, 15, true);
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -466,8 +282,9 @@ void quantize_q6_k(const float* x, void* dst, int64_t n) {
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
     float max_scale = 0;
     float max_abs_scale = 0;
+    fit_symmetric_x8(16, 32, x, L, scales);
+    fit_symmetric_x8(16, 32, x + 128, L + 128, scales + 8);
     for (int j = 0; j < 16; ++j) {
-      scales[j] = fit_symmetric(16, 32, x + 16 * j, L + 16 * j);
       const float a = std::fabs(scales[j]);
       if (a > max_abs_scale) {
         max_abs_scale = a;

@@ -13,12 +13,6 @@ namespace enclave::kernels::detail {
 
 using QuantizeActFn = void (*)(const float* x, void* dst, int64_t n);
 
-// Multi-row x multi-token tile: out[t * out_stride + r] = dot(w row r, a token t) for r < n_rows,
-// t < n_tok. Each (r, t) result must be bit-identical to the single-pair VecDotFn of the same
-// level so that the thread split never changes results.
-using VecDotTileFn = void (*)(const void* w, size_t w_stride, int n_rows, const void* a,
-                              size_t a_stride, int n_tok, float* out, size_t out_stride, int64_t n);
-
 // Each returns nullptr when the level has no kernel of its own for the type (the dispatcher then
 // falls back to the next lower level; scalar covers everything).
 VecDotFn scalar_vec_dot(DType weight_type);
@@ -27,10 +21,24 @@ VecDotFn avx512_vec_dot(DType weight_type);
 QuantizeActFn scalar_quantize(DType act_type);
 QuantizeActFn avx2_quantize(DType act_type);
 QuantizeActFn avx512_quantize(DType act_type);
-VecDotTileFn avx512_vec_dot_tile(DType weight_type);
-// Largest n_rows / n_tok a tile kernel accepts.
-constexpr int kTileMaxRows = 4;
-constexpr int kTileMaxTok = 4;
+
+// AVX-512 row-block x token-block kernels (matmul_avx512.cc) on the GGUF weight layout. The
+// activation row (already in activation_type) is first converted by `prepare` into
+// `prep_bytes(n)` bytes; `run` then computes out[t * out_stride + r] = dot(row r, token t) for
+// n_rows <= kGemmMaxRows rows (w_stride bytes apart) and n_tok <= kGemmMaxTok prepared tokens
+// (a_stride bytes apart). Each (row, token) result is bit-identical whatever n_rows / n_tok, and
+// equal to avx512_gemm_dot on the unprepared activation, so the thread split and the batch size
+// never change results. nullptr when the type has no such kernel.
+struct GemmKernel {
+  size_t (*prep_bytes)(int64_t n);
+  void (*prepare)(const void* a_quant, void* prep, int64_t n);
+  void (*run)(const void* w, size_t w_stride, int n_rows, const void* prep, size_t a_stride,
+              int n_tok, float* out, size_t out_stride, int64_t n);
+};
+const GemmKernel* avx512_gemm(DType weight_type);
+VecDotFn avx512_gemm_dot(DType weight_type);
+constexpr int kGemmMaxRows = 4;
+constexpr int kGemmMaxTok = 4;
 
 // Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7).
 inline void k4_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* mn) {

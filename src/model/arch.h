@@ -74,7 +74,7 @@ struct ArchSpec {
   GlobalTensorNames globals;
   std::array<LayerTensorSpec, kLayerTensorCount> layer;
   RopeType rope_type = RopeType::kNorm;
-  bool output_optional = true;      // tie to token_embd when output.weight is absent
+  bool output_optional = true;  // tie to token_embd when output.weight is absent
   bool output_bias_allowed = false;
   bool rope_freqs_allowed = false;  // llama3 frequency divisors
   bool rot_equals_head_dim = true;  // n_rot must equal head_dim

@@ -39,9 +39,9 @@ void AttentionScratch::reserve(int n_threads, int32_t n_ctx, const AttentionShap
 }
 
 void attention(const AttentionShape& s, KvCache& cache, int32_t layer, const int32_t* slot,
-               const int32_t* pos, int32_t n, const std::vector<TokenBlock>& blocks,
-               const float* q, const float* k, const float* v, float* out,
-               AttentionScratch& scratch, kernels::ThreadPool& pool) {
+               const int32_t* pos, int32_t n, const std::vector<TokenBlock>& blocks, const float* q,
+               const float* k, const float* v, float* out, AttentionScratch& scratch,
+               kernels::ThreadPool& pool) {
   const int32_t D = s.head_dim;
   const size_t q_stride = static_cast<size_t>(s.n_head) * D;
   const size_t kv_stride = static_cast<size_t>(s.n_head_kv) * D;

@@ -22,7 +22,7 @@ struct TokenBlock {
   int32_t begin = 0;  // batch index of the first token
   int32_t n = 0;
   int32_t slot = 0;
-  int32_t pos0 = 0;   // position of the first token
+  int32_t pos0 = 0;  // position of the first token
 };
 
 // Splits a validated batch (same-slot tokens adjacent with consecutive positions) into blocks.
@@ -49,8 +49,8 @@ class AttentionScratch {
 // each token, softmax(q.K^T * scale) V over positions 0..pos of its own slot.
 // q, out: [n][n_head*head_dim]; k, v: [n][n_head_kv*head_dim].
 void attention(const AttentionShape& s, KvCache& cache, int32_t layer, const int32_t* slot,
-               const int32_t* pos, int32_t n, const std::vector<TokenBlock>& blocks,
-               const float* q, const float* k, const float* v, float* out,
-               AttentionScratch& scratch, kernels::ThreadPool& pool);
+               const int32_t* pos, int32_t n, const std::vector<TokenBlock>& blocks, const float* q,
+               const float* k, const float* v, float* out, AttentionScratch& scratch,
+               kernels::ThreadPool& pool);
 
 }  // namespace enclave::model::detail

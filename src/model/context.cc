@@ -79,7 +79,8 @@ void ContextState::ensure_capacity(int32_t n) {
   sin_t.resize(cap * static_cast<size_t>(c.n_rot / 2));
   size_t scratch = kernels::matmul_scratch_bytes(w.output, capacity);
   for (const LayerWeights& L : w.layers) {
-    for (const kernels::WeightMatrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+    for (const kernels::WeightMatrix* m :
+         {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
       scratch = std::max(scratch, kernels::matmul_scratch_bytes(*m, capacity));
     }
   }
@@ -98,9 +99,9 @@ Status ContextState::validate(const Batch& b) const {
   for (size_t i = 0; i < n; ++i) {
     const int32_t tok = b.tokens[i], p = b.pos[i], s = b.slot[i];
     if (tok < 0 || tok >= c.n_vocab) {
-      return Error(ErrorCode::kInvalidArgument, "batch token " + std::to_string(i) + " has id " +
-                                                    std::to_string(tok) + ", outside the vocabulary (0.." +
-                                                    std::to_string(c.n_vocab - 1) + ")");
+      return Error(ErrorCode::kInvalidArgument,
+                   "batch token " + std::to_string(i) + " has id " + std::to_string(tok) +
+                       ", outside the vocabulary (0.." + std::to_string(c.n_vocab - 1) + ")");
     }
     if (s < 0 || s >= n_slots) {
       return Error(ErrorCode::kInvalidArgument, "batch token " + std::to_string(i) + " uses slot " +
@@ -124,8 +125,8 @@ Status ContextState::validate(const Batch& b) const {
       }
     } else if (p != it->second) {
       return Error(ErrorCode::kInvalidArgument,
-                   "slot " + std::to_string(s) + " has position " + std::to_string(p) +
-                       " after " + std::to_string(it->second - 1) +
+                   "slot " + std::to_string(s) + " has position " + std::to_string(p) + " after " +
+                       std::to_string(it->second - 1) +
                        "; positions of one slot must be consecutive in batch order");
     }
     next_pos[s] = p + 1;
@@ -219,9 +220,8 @@ void ContextState::run_chunk(const Batch& b, int32_t begin, int32_t n, float* lo
 Context::Context() = default;
 Context::~Context() = default;
 
-Result<std::unique_ptr<Context>> Context::create(const Model& model, int32_t n_slots,
-                                                 int32_t n_ctx, KvType kv_type,
-                                                 int32_t n_threads) {
+Result<std::unique_ptr<Context>> Context::create(const Model& model, int32_t n_slots, int32_t n_ctx,
+                                                 KvType kv_type, int32_t n_threads) {
   if (n_slots < 1 || n_slots > 1024) {
     return Error(ErrorCode::kInvalidArgument,
                  "n_slots must be 1..1024, got " + std::to_string(n_slots));
@@ -262,10 +262,12 @@ Status Context::decode(const Batch& batch, std::vector<float>& logits) {
   for (int32_t begin = 0; begin < n; begin += detail::kMaxChunk) {
     const int32_t len = std::min(detail::kMaxChunk, n - begin);
     s.run_chunk(batch, begin, len, logits.data() + written * s.c.n_vocab, -1, nullptr);
-    for (int32_t i = begin; i < begin + len; ++i) written += batch.want_logits[static_cast<size_t>(i)] ? 1 : 0;
+    for (int32_t i = begin; i < begin + len; ++i)
+      written += batch.want_logits[static_cast<size_t>(i)] ? 1 : 0;
   }
   for (int32_t i = 0; i < n; ++i) {
-    s.slot_len[static_cast<size_t>(batch.slot[static_cast<size_t>(i)])] = batch.pos[static_cast<size_t>(i)] + 1;
+    s.slot_len[static_cast<size_t>(batch.slot[static_cast<size_t>(i)])] =
+        batch.pos[static_cast<size_t>(i)] + 1;
   }
   return Status::ok();
 }
@@ -276,8 +278,9 @@ Status Context::embed(const std::vector<int32_t>& tokens, int32_t slot, std::vec
     return Error(ErrorCode::kInvalidArgument, "embed needs at least one token");
   }
   if (slot < 0 || slot >= s.n_slots) {
-    return Error(ErrorCode::kInvalidArgument, "embed slot " + std::to_string(slot) +
-                                                  " is outside 0.." + std::to_string(s.n_slots - 1));
+    return Error(
+        ErrorCode::kInvalidArgument,
+        "embed slot " + std::to_string(slot) + " is outside 0.." + std::to_string(s.n_slots - 1));
   }
   if (static_cast<int64_t>(tokens.size()) > s.n_ctx) {
     return Error(ErrorCode::kOutOfRange, "embedding input of " + std::to_string(tokens.size()) +
@@ -323,9 +326,17 @@ int32_t Context::slot_length(int32_t slot) const {
   return s_->slot_len[static_cast<size_t>(slot)];
 }
 
-uint64_t Context::kv_bytes() const { return s_->kv.bytes(); }
-int32_t Context::n_ctx() const { return s_->n_ctx; }
-int32_t Context::n_slots() const { return s_->n_slots; }
-const Model& Context::model() const { return s_->model; }
+uint64_t Context::kv_bytes() const {
+  return s_->kv.bytes();
+}
+int32_t Context::n_ctx() const {
+  return s_->n_ctx;
+}
+int32_t Context::n_slots() const {
+  return s_->n_slots;
+}
+const Model& Context::model() const {
+  return s_->model;
+}
 
 }  // namespace enclave::model

@@ -10,7 +10,9 @@
 
 namespace enclave::model::detail {
 
-void KvCache::FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
+void KvCache::FreeDeleter::operator()(uint8_t* p) const {
+  std::free(p);
+}
 
 Status KvCache::init(int32_t n_layer, int32_t n_slots, int32_t n_ctx, int32_t n_head_kv,
                      int32_t head_dim, KvType type) {
@@ -24,8 +26,9 @@ Status KvCache::init(int32_t n_layer, int32_t n_slots, int32_t n_ctx, int32_t n_
     case KvType::kQ8_0:
       dtype_ = DType::kQ8_0;
       if (head_dim % 32 != 0) {
-        return Error(ErrorCode::kUnsupported, "a Q8_0 KV cache needs head_dim divisible by 32 (got " +
-                                                  std::to_string(head_dim) + "); use F16");
+        return Error(ErrorCode::kUnsupported,
+                     "a Q8_0 KV cache needs head_dim divisible by 32 (got " +
+                         std::to_string(head_dim) + "); use F16");
       }
       break;
   }
@@ -41,9 +44,9 @@ Status KvCache::init(int32_t n_layer, int32_t n_slots, int32_t n_ctx, int32_t n_
   k_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, alloc)));
   v_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, alloc)));
   if (!k_ || !v_) {
-    return Error(ErrorCode::kResourceExhausted,
-                 "cannot allocate the KV cache (" + std::to_string(2 * bytes_per_buffer_ >> 20) +
-                     " MiB); lower n_ctx or the number of slots");
+    return Error(ErrorCode::kResourceExhausted, "cannot allocate the KV cache (" +
+                                                    std::to_string(2 * bytes_per_buffer_ >> 20) +
+                                                    " MiB); lower n_ctx or the number of slots");
   }
   return Status::ok();
 }

@@ -15,8 +15,8 @@ namespace enclave::model::detail {
 
 class KvCache {
  public:
-  Status init(int32_t n_layer, int32_t n_slots, int32_t n_ctx, int32_t n_head_kv,
-              int32_t head_dim, KvType type);
+  Status init(int32_t n_layer, int32_t n_slots, int32_t n_ctx, int32_t n_head_kv, int32_t head_dim,
+              KvType type);
 
   DType dtype() const { return dtype_; }
   size_t row_bytes() const { return row_bytes_; }

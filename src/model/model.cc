@@ -73,9 +73,8 @@ class HParamReader {
       if (a.empty()) return bad(k, "is an empty array");
       for (int64_t x : a) {
         if (x != a[0]) {
-          return Error(ErrorCode::kUnsupported,
-                       "'" + k + "' varies per layer in " + f_.path() +
-                           "; only uniform layers are supported");
+          return Error(ErrorCode::kUnsupported, "'" + k + "' varies per layer in " + f_.path() +
+                                                    "; only uniform layers are supported");
         }
       }
       return std::optional<int64_t>(a[0]);
@@ -139,12 +138,13 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, const ArchSpec& spec) {
   ENCLAVE_ASSIGN_OR_RETURN(c.n_head, hp.require_int(k.head_count, 1, 4096));
   ENCLAVE_ASSIGN_OR_RETURN(c.n_head_kv, hp.int_or(k.head_count_kv, c.n_head, 1, c.n_head));
   if (c.n_head % c.n_head_kv != 0) {
-    return Error(ErrorCode::kCorruptData,
-                 "head_count " + std::to_string(c.n_head) + " is not a multiple of head_count_kv " +
-                     std::to_string(c.n_head_kv) + " in " + f.path());
+    return Error(ErrorCode::kCorruptData, "head_count " + std::to_string(c.n_head) +
+                                              " is not a multiple of head_count_kv " +
+                                              std::to_string(c.n_head_kv) + " in " + f.path());
   }
   ENCLAVE_ASSIGN_OR_RETURN(c.head_dim, hp.int_or(k.key_length, c.n_embd / c.n_head, 1, kMaxDim));
-  ENCLAVE_ASSIGN_OR_RETURN(const int32_t value_len, hp.int_or(k.value_length, c.head_dim, 1, kMaxDim));
+  ENCLAVE_ASSIGN_OR_RETURN(const int32_t value_len,
+                           hp.int_or(k.value_length, c.head_dim, 1, kMaxDim));
   if (value_len != c.head_dim) {
     return Error(ErrorCode::kUnsupported, "attention.value_length " + std::to_string(value_len) +
                                               " differs from key_length " +
@@ -153,9 +153,9 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, const ArchSpec& spec) {
   }
   ENCLAVE_ASSIGN_OR_RETURN(c.n_rot, hp.int_or(k.rope_dims, c.head_dim, 2, c.head_dim));
   if (c.n_rot % 2 != 0 || (spec.rot_equals_head_dim && c.n_rot != c.head_dim)) {
-    return Error(ErrorCode::kUnsupported,
-                 "rope.dimension_count " + std::to_string(c.n_rot) + " with head_dim " +
-                     std::to_string(c.head_dim) + " is not supported for " + c.arch_name);
+    return Error(ErrorCode::kUnsupported, "rope.dimension_count " + std::to_string(c.n_rot) +
+                                              " with head_dim " + std::to_string(c.head_dim) +
+                                              " is not supported for " + c.arch_name);
   }
   ENCLAVE_ASSIGN_OR_RETURN(auto eps, hp.get_float(k.rms_eps));
   if (!eps) {
@@ -201,8 +201,7 @@ Result<ModelConfig> read_config(const gguf::GgufFile& f, const ArchSpec& spec) {
 
 class Binder {
  public:
-  Binder(const gguf::GgufFile& f, ModelWeights& w, uint64_t& bytes)
-      : f_(f), w_(w), bytes_(bytes) {}
+  Binder(const gguf::GgufFile& f, ModelWeights& w, uint64_t& bytes) : f_(f), w_(w), bytes_(bytes) {}
 
   Result<const gguf::TensorInfo*> find(const std::string& name, bool required) const {
     const gguf::TensorInfo* t = f_.tensor(name);
@@ -270,28 +269,28 @@ class Binder {
   uint64_t& bytes_;
 };
 
-Status bind_weights(const gguf::GgufFile& f, const ArchSpec& spec, ModelConfig& c,
-                    ModelWeights& w, uint64_t& bytes) {
+Status bind_weights(const gguf::GgufFile& f, const ArchSpec& spec, ModelConfig& c, ModelWeights& w,
+                    uint64_t& bytes) {
   w.spec = &spec;
   Binder b(f, w, bytes);
   const auto& g = spec.globals;
 
   // Vocabulary size comes from token_embd; a vocab_size key, if present, must agree.
   ENCLAVE_ASSIGN_OR_RETURN(const gguf::TensorInfo* embd, b.find(std::string(g.token_embd), true));
-  if (embd->ne[0] != static_cast<uint64_t>(c.n_embd) || embd->ne[1] < 1 || embd->ne[1] > (1u << 30)) {
+  if (embd->ne[0] != static_cast<uint64_t>(c.n_embd) || embd->ne[1] < 1 ||
+      embd->ne[1] > (1u << 30)) {
     return Error(ErrorCode::kCorruptData, "tensor '" + embd->name + "' in " + f.path() +
-                                              " has shape " + shape_str(*embd) +
-                                              ", expected [" + std::to_string(c.n_embd) +
-                                              ", n_vocab]");
+                                              " has shape " + shape_str(*embd) + ", expected [" +
+                                              std::to_string(c.n_embd) + ", n_vocab]");
   }
   c.n_vocab = static_cast<int32_t>(embd->ne[1]);
   HParamReader hp(f, spec.name);
   ENCLAVE_ASSIGN_OR_RETURN(auto vocab_key, hp.get_int(spec.keys.vocab_size));
   if (vocab_key && *vocab_key != c.n_vocab) {
-    return Error(ErrorCode::kCorruptData, "key '" + hp.key(spec.keys.vocab_size) + "' = " +
-                                              std::to_string(*vocab_key) + " but '" + embd->name +
-                                              "' has " + std::to_string(c.n_vocab) + " rows in " +
-                                              f.path());
+    return Error(ErrorCode::kCorruptData, "key '" + hp.key(spec.keys.vocab_size) +
+                                              "' = " + std::to_string(*vocab_key) + " but '" +
+                                              embd->name + "' has " + std::to_string(c.n_vocab) +
+                                              " rows in " + f.path());
   }
   ENCLAVE_TRY_STATUS(b.check_shape(*embd, c.n_embd, c.n_vocab));
   w.token_embd = embd;
@@ -307,7 +306,8 @@ Status bind_weights(const gguf::GgufFile& f, const ArchSpec& spec, ModelConfig& 
     ENCLAVE_ASSIGN_OR_RETURN(w.output_bias, b.vector(std::string(g.output_bias), c.n_vocab, false));
   }
   if (spec.rope_freqs_allowed) {
-    ENCLAVE_ASSIGN_OR_RETURN(const float* ff, b.vector(std::string(g.rope_freqs), c.n_rot / 2, false));
+    ENCLAVE_ASSIGN_OR_RETURN(const float* ff,
+                             b.vector(std::string(g.rope_freqs), c.n_rot / 2, false));
     if (ff) {
       w.rope_freqs.assign(ff, ff + c.n_rot / 2);
       c.has_rope_freqs = true;
@@ -316,7 +316,8 @@ Status bind_weights(const gguf::GgufFile& f, const ArchSpec& spec, ModelConfig& 
 
   const int64_t q_dim = static_cast<int64_t>(c.n_head) * c.head_dim;
   const int64_t kv_dim = static_cast<int64_t>(c.n_head_kv) * c.head_dim;
-  c.qkv_bias = spec.layer[static_cast<int>(LayerTensor::kAttnQBias)].presence == Presence::kRequired;
+  c.qkv_bias =
+      spec.layer[static_cast<int>(LayerTensor::kAttnQBias)].presence == Presence::kRequired;
   w.layers.resize(static_cast<size_t>(c.n_layer));
   bool all_qkv_bias = true;
   for (int32_t il = 0; il < c.n_layer; ++il) {
@@ -329,7 +330,8 @@ Status bind_weights(const gguf::GgufFile& f, const ArchSpec& spec, ModelConfig& 
     auto mat = [&](LayerTensor t, int64_t cols, int64_t rows,
                    kernels::WeightMatrix& out) -> Status {
       if (presence(t) == Presence::kAbsent) return Status::ok();
-      ENCLAVE_ASSIGN_OR_RETURN(out, b.matrix(name(t), cols, rows, presence(t) == Presence::kRequired));
+      ENCLAVE_ASSIGN_OR_RETURN(out,
+                               b.matrix(name(t), cols, rows, presence(t) == Presence::kRequired));
       return Status::ok();
     };
     auto vec = [&](LayerTensor t, int64_t n, const float*& out) -> Status {

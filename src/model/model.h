@@ -12,7 +12,7 @@
 
 namespace enclave::model {
 
-enum class Arch { kLlama, kQwen2 };  // deepseek2 later
+enum class Arch { kLlama, kQwen2 };    // deepseek2 later
 enum class RopeType { kNorm, kNeox };  // NORM: pairs (2i, 2i+1); NEOX: pairs (i, i + n_rot/2)
 
 struct ModelConfig {
@@ -32,7 +32,7 @@ struct ModelConfig {
   float rope_freq_scale = 1.0f;  // 1 / rope.scaling.factor (linear and YaRN)
   RopeType rope_type = RopeType::kNorm;
   bool qkv_bias = false;
-  bool tied_output = false;  // no output.weight: logits use token_embd.weight
+  bool tied_output = false;     // no output.weight: logits use token_embd.weight
   bool has_rope_freqs = false;  // llama3 rope_freqs.weight divisors
   // YaRN (ggml semantics); yarn_ext_factor == 0 disables the ramp.
   float yarn_ext_factor = 0.0f;
@@ -102,9 +102,8 @@ struct ContextState;  // context.cc: KV cache, scratch, thread pool
 // Not thread-safe: one caller at a time (the engine's scheduler thread).
 class Context {
  public:
-  static Result<std::unique_ptr<Context>> create(const Model& model, int32_t n_slots,
-                                                 int32_t n_ctx, KvType kv_type,
-                                                 int32_t n_threads);
+  static Result<std::unique_ptr<Context>> create(const Model& model, int32_t n_slots, int32_t n_ctx,
+                                                 KvType kv_type, int32_t n_threads);
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;

@@ -29,7 +29,8 @@ Rope::Rope(const ModelConfig& c, const std::vector<float>& freq_factors)
   }
   if (ext_factor_ != 0.0f) {
     const int32_t orig = c.yarn_n_ctx_orig > 0 ? c.yarn_n_ctx_orig : c.n_ctx_train;
-    corr_low_ = std::max(0.0f, std::floor(yarn_corr_dim(n_rot_, orig, c.yarn_beta_fast, c.rope_base)));
+    corr_low_ =
+        std::max(0.0f, std::floor(yarn_corr_dim(n_rot_, orig, c.yarn_beta_fast, c.rope_base)));
     corr_high_ = std::min(static_cast<float>(n_rot_ - 1),
                           std::ceil(yarn_corr_dim(n_rot_, orig, c.yarn_beta_slow, c.rope_base)));
     mscale_ *= 1.0f + 0.1f * std::log(1.0f / freq_scale_);
@@ -41,7 +42,8 @@ void Rope::angles(int32_t pos, float* cos_out, float* sin_out) const {
     const double extrap = static_cast<double>(pos) * inv_freq_[static_cast<size_t>(i)];
     double theta = extrap * freq_scale_;
     if (ext_factor_ != 0.0f) {
-      const float y = (static_cast<float>(i) - corr_low_) / std::max(0.001f, corr_high_ - corr_low_);
+      const float y =
+          (static_cast<float>(i) - corr_low_) / std::max(0.001f, corr_high_ - corr_low_);
       const float ramp = 1.0f - std::min(1.0f, std::max(0.0f, y));
       const double mix = static_cast<double>(ramp) * ext_factor_;
       theta = theta * (1.0 - mix) + extrap * mix;

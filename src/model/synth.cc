@@ -84,7 +84,8 @@ bool is_k_quant(DType t) {
 // llama.cpp's fallback when a K-quant row length is not a multiple of 256.
 DType fallback_type(DType t, uint64_t ne0) {
   if (!is_k_quant(t) || ne0 % 256 == 0) {
-    if (dtype_traits(t).block_elems > 1 && ne0 % dtype_traits(t).block_elems != 0) return DType::kF16;
+    if (dtype_traits(t).block_elems > 1 && ne0 % dtype_traits(t).block_elems != 0)
+      return DType::kF16;
     return t;
   }
   DType f = DType::kF16;
@@ -112,7 +113,9 @@ int layer_of(const std::string& name) {
   return std::atoi(name.c_str() + 4);
 }
 
-bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+bool use_more_bits(int i, int n) {
+  return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
 
 uint64_t splitmix64(uint64_t& state) {
   uint64_t z = (state += 0x9e3779b97f4a7c15ull);
@@ -221,11 +224,95 @@ Result<TensorTypeFn> builtin_type_plan(std::string_view type_name, int32_t n_lay
   });
 }
 
+// A minimal byte-level BPE vocabulary: the 256 GPT-2 byte symbols (id = byte value), no merges,
+// and the special tokens the R1 and ChatML templates use. Enough for a demo model to tokenize and
+// detokenize any UTF-8 text exactly.
+std::vector<std::pair<std::string, gguf::MetaValue>> builtin_byte_vocab() {
+  auto str = [](std::string v) {
+    gguf::MetaValue m;
+    m.type = gguf::ValueType::kString;
+    m.v = std::move(v);
+    return m;
+  };
+  auto u32 = [](uint64_t v) {
+    gguf::MetaValue m;
+    m.type = gguf::ValueType::kUint32;
+    m.v = v;
+    return m;
+  };
+  auto boolean = [](bool v) {
+    gguf::MetaValue m;
+    m.type = gguf::ValueType::kBool;
+    m.v = v;
+    return m;
+  };
+  auto array = [](gguf::ValueType elem, std::vector<gguf::MetaValue> items) {
+    auto arr = std::make_shared<gguf::MetaArray>();
+    arr->elem_type = elem;
+    arr->items = std::move(items);
+    gguf::MetaValue m;
+    m.type = gguf::ValueType::kArray;
+    m.v = std::move(arr);
+    return m;
+  };
+  auto utf8 = [](uint32_t cp) {
+    std::string out;
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(cp));
+    } else {  // all GPT-2 byte symbols are below U+0800
+      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+    return out;
+  };
+  std::vector<gguf::MetaValue> tokens, types;
+  uint32_t next_shifted = 256;
+  for (uint32_t b = 0; b < 256; ++b) {
+    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
+    tokens.push_back(str(utf8(printable ? b : next_shifted++)));
+    gguf::MetaValue t;
+    t.type = gguf::ValueType::kInt32;
+    t.v = int64_t{1};
+    types.push_back(t);
+  }
+  const std::pair<const char*, int64_t> specials[] = {
+      {"<\xef\xbd\x9cbegin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", 3},
+      {"<\xef\xbd\x9cend\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", 3},
+      {"<\xef\xbd\x9cUser\xef\xbd\x9c>", 3},
+      {"<\xef\xbd\x9cAssistant\xef\xbd\x9c>", 3},
+      {"<|im_start|>", 3},
+      {"<|im_end|>", 3},
+      {"<|endoftext|>", 3},
+      {"<think>", 4},
+      {"</think>", 4},
+  };
+  for (const auto& [text, type] : specials) {
+    tokens.push_back(str(text));
+    gguf::MetaValue t;
+    t.type = gguf::ValueType::kInt32;
+    t.v = type;
+    types.push_back(t);
+  }
+  std::vector<std::pair<std::string, gguf::MetaValue>> kv;
+  kv.emplace_back("tokenizer.ggml.model", str("gpt2"));
+  kv.emplace_back("tokenizer.ggml.pre", str("qwen2"));
+  kv.emplace_back("tokenizer.ggml.tokens", array(gguf::ValueType::kString, std::move(tokens)));
+  kv.emplace_back("tokenizer.ggml.token_type", array(gguf::ValueType::kInt32, std::move(types)));
+  kv.emplace_back("tokenizer.ggml.merges", array(gguf::ValueType::kString, {}));
+  kv.emplace_back("tokenizer.ggml.bos_token_id", u32(256));
+  kv.emplace_back("tokenizer.ggml.eos_token_id", u32(257));
+  kv.emplace_back("tokenizer.ggml.padding_token_id", u32(262));
+  kv.emplace_back("tokenizer.ggml.add_bos_token", boolean(true));
+  kv.emplace_back("tokenizer.ggml.add_eos_token", boolean(false));
+  return kv;
+}
+
 Result<SynthReport> synthesize(const SynthOptions& o) {
   const SynthPreset* p = find_synth_preset(o.preset);
   if (!p) {
     std::string names;
-    for (std::string_view n : synth_preset_names()) names += (names.empty() ? "" : ", ") + std::string(n);
+    for (std::string_view n : synth_preset_names())
+      names += (names.empty() ? "" : ", ") + std::string(n);
     return Error(ErrorCode::kInvalidArgument,
                  "unknown preset '" + o.preset + "'; available: " + names);
   }
@@ -236,8 +323,24 @@ Result<SynthReport> synthesize(const SynthOptions& o) {
   if (!(o.weight_std > 0.0f)) return Error(ErrorCode::kInvalidArgument, "weight std must be > 0");
   const int32_t n_layer = o.layers > 0 ? o.layers : p->n_layer;
 
-  ENCLAVE_ASSIGN_OR_RETURN(gguf::GgufFile vocab, gguf::GgufFile::open(o.vocab_path));
-  ENCLAVE_ASSIGN_OR_RETURN(auto tokens, vocab.get_string_array("tokenizer.ggml.tokens"));
+  // No vocabulary file: a built-in byte-level vocabulary (demo models need no download).
+  std::optional<gguf::GgufFile> vocab_file;
+  std::vector<std::pair<std::string, gguf::MetaValue>> vocab_kv;
+  if (o.vocab_path.empty()) {
+    vocab_kv = builtin_byte_vocab();
+  } else {
+    ENCLAVE_ASSIGN_OR_RETURN(gguf::GgufFile vf, gguf::GgufFile::open(o.vocab_path));
+    vocab_file.emplace(std::move(vf));
+    vocab_kv = vocab_file->metadata();
+  }
+  std::optional<std::vector<std::string>> tokens;
+  for (const auto& [key, value] : vocab_kv) {
+    if (key != "tokenizer.ggml.tokens" || value.type != gguf::ValueType::kArray) continue;
+    const auto& arr = std::get<std::shared_ptr<gguf::MetaArray>>(value.v);
+    if (!arr || arr->elem_type != gguf::ValueType::kString) break;
+    tokens.emplace();
+    for (const auto& item : arr->items) tokens->push_back(std::get<std::string>(item.v));
+  }
   if (!tokens || tokens->empty()) {
     return Error(ErrorCode::kInvalidArgument, "vocabulary file " + o.vocab_path +
                                                   " has no tokenizer.ggml.tokens; pass a vocab "
@@ -255,9 +358,9 @@ Result<SynthReport> synthesize(const SynthOptions& o) {
   gguf::GgufWriter w;
   w.set_string("general.architecture", arch);
   w.set_string("general.name", std::string(p->general_name) + " (random weights, demo)");
-  w.set_string("general.description",
-               "enclave synth: random weights N(0, " + std::to_string(o.weight_std) + "), seed " +
-                   std::to_string(o.seed) + "; not a trained model");
+  w.set_string("general.description", "enclave synth: random weights N(0, " +
+                                          std::to_string(o.weight_std) + "), seed " +
+                                          std::to_string(o.seed) + "; not a trained model");
   w.set_uint32("general.file_type", ftype);
   w.set_bool("enclave.synth", true);
   const std::string a = arch + ".";
@@ -273,7 +376,7 @@ Result<SynthReport> synthesize(const SynthOptions& o) {
     w.set_uint32(a + "rope.dimension_count", static_cast<uint32_t>(p->head_dim));
     w.set_uint32(a + "vocab_size", static_cast<uint32_t>(n_vocab));
   }
-  for (const auto& [key, value] : vocab.metadata()) {
+  for (const auto& [key, value] : vocab_kv) {
     if (key.rfind("tokenizer.", 0) == 0) w.set(key, value);
   }
   w.set_string("tokenizer.chat_template", p->chat_template);
@@ -292,7 +395,8 @@ Result<SynthReport> synthesize(const SynthOptions& o) {
   add("token_embd.weight", {E, V}, Fill::kNormal);
   add("output_norm.weight", {E}, Fill::kOnes);
   add("output.weight", {E, V}, Fill::kNormal);
-  if (p->llama3_rope) add("rope_freqs.weight", {static_cast<uint64_t>(p->head_dim / 2)}, Fill::kRopeFreqs);
+  if (p->llama3_rope)
+    add("rope_freqs.weight", {static_cast<uint64_t>(p->head_dim / 2)}, Fill::kRopeFreqs);
   for (int32_t il = 0; il < n_layer; ++il) {
     const std::string b = "blk." + std::to_string(il) + ".";
     add(b + "attn_norm.weight", {E}, Fill::kOnes);
@@ -366,7 +470,8 @@ Result<SynthReport> synthesize(const SynthOptions& o) {
             break;
           }
         }
-        kernels::quantize_row(t.type, row.data(), out.data() + static_cast<size_t>(r) * row_bytes, ne0);
+        kernels::quantize_row(t.type, row.data(), out.data() + static_cast<size_t>(r) * row_bytes,
+                              ne0);
       }
     });
     return Status::ok();

@@ -44,7 +44,7 @@ struct SynthOptions {
   std::string vocab_path;  // GGUF with tokenizer.* keys (vocab-only files are fine)
   std::string out_path;
   uint64_t seed = 42;
-  int32_t layers = 0;      // > 0 overrides the preset's layer count
+  int32_t layers = 0;  // > 0 overrides the preset's layer count
   int32_t n_threads = 2;
   float weight_std = 0.02f;
   // Optional: chooses every tensor's type at once (e.g. the CLI's quantize plan), overriding

@@ -21,10 +21,10 @@ struct LayerWeights {
   const float* bk = nullptr;
   const float* bv = nullptr;
   const float* bo = nullptr;
-  const float* ffn_norm = nullptr;   // [n_embd]
-  kernels::WeightMatrix w_gate;      // [n_ff][n_embd]
-  kernels::WeightMatrix w_up;        // [n_ff][n_embd]
-  kernels::WeightMatrix w_down;      // [n_embd][n_ff]
+  const float* ffn_norm = nullptr;  // [n_embd]
+  kernels::WeightMatrix w_gate;     // [n_ff][n_embd]
+  kernels::WeightMatrix w_up;       // [n_ff][n_embd]
+  kernels::WeightMatrix w_down;     // [n_embd][n_ff]
 };
 
 struct ModelWeights {
@@ -35,7 +35,7 @@ struct ModelWeights {
   const float* output_bias = nullptr;            // [n_vocab] optional
   std::vector<float> rope_freqs;                 // [n_rot/2] divisors, empty when absent
   std::vector<LayerWeights> layers;
-  std::deque<std::vector<float>> owned;          // widened 1-D tensors (stable addresses)
+  std::deque<std::vector<float>> owned;  // widened 1-D tensors (stable addresses)
 };
 
 }  // namespace enclave::model::detail

@@ -27,13 +27,13 @@ enum class Kind : uint8_t {
   kPem,
   kJwt,
   kWordToken,  // fixed-shape token bounded by [A-Za-z0-9_] (ghp_..., AKIA...)
-  kRunToken,   // unbounded token; boundaries on [A-Za-z0-9_-] (sk-..., github_pat_...)
+  kRunToken,   // fixed prefix extended over [A-Za-z0-9_-] (sk-..., github_pat_...)
   kCnId,
   kCard,
   kIban,
   kSsn,
   kPassportCn,
-  kPassportGeneric,
+  kPassportContext,  // trigger: a context word; the number follows it
   kPhoneCn,
   kPhoneIntl,
   kEmail,
@@ -82,14 +82,16 @@ struct BuiltinPattern {
 };
 
 // Patterns are ASCII, compiled in byte mode; boundaries are checked by the validators (not \b,
-// so digits right next to CJK characters still match).
+// so digits right next to CJK characters still match). Variable-length formats whose full regex
+// would slow the combined database down (e-mail, IBAN, E.164, long tokens, JWT, passport context)
+// match a short trigger here and are parsed forward/backward by their validator.
 constexpr BuiltinPattern kPatterns[] = {
     {"private_key", Kind::kPem, 0, 0, R"(-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----)"},
-    {"jwt", Kind::kJwt, 0, 0, R"(eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]+)"},
+    {"jwt", Kind::kJwt, 0, 0, R"(eyJ[A-Za-z0-9_-]{4})"},
     {"github_token", Kind::kWordToken, 0, 0, R"(gh[pousr]_[A-Za-z0-9]{36})"},
-    {"github_token", Kind::kRunToken, 0, 0, R"(github_pat_[A-Za-z0-9_]{22,})"},
+    {"github_token", Kind::kRunToken, 0, 0, R"(github_pat_[A-Za-z0-9_]{22})"},
     {"aws_access_key", Kind::kWordToken, 0, 0, R"((?:AKIA|ASIA)[A-Z0-9]{16})"},
-    {"api_key", Kind::kRunToken, 0, 0, R"(sk-[A-Za-z0-9_-]{20,})"},
+    {"api_key", Kind::kRunToken, 0, 0, R"(sk-[A-Za-z0-9_-]{20})"},
     {"cn_id", Kind::kCnId, 0, 0,
      R"([1-8]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx])"},
     // Visa 16/19, Mastercard 51-55 / 2221-2720, Amex 34/37 (4-6-5), UnionPay 62 16-19 digits.
@@ -98,16 +100,16 @@ constexpr BuiltinPattern kPatterns[] = {
      R"((?:5[1-5]\d{2}|222[1-9]|22[3-9]\d|2[3-6]\d{2}|27[01]\d|2720)(?:[ -]?\d{4}){3})"},
     {"bank_card", Kind::kCard, 15, 15, R"(3[47]\d{2}[ -]?\d{6}[ -]?\d{5})"},
     {"bank_card", Kind::kCard, 16, 19, R"(62\d{2}(?:[ -]?\d{4}){3}(?:[ -]?\d{1,3})?)"},
-    {"iban", Kind::kIban, 0, 0, R"([A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)"},
+    {"iban", Kind::kIban, 0, 0, R"([A-Z]{2}\d{2} ?[A-Z0-9]{4})"},
     {"us_ssn", Kind::kSsn, 0, 0, R"(\d{3}-\d{2}-\d{4})"},
     {"passport", Kind::kPassportCn, 0, 0, R"([EG]\d{8})"},
     {"passport", Kind::kPassportCn, 0, 0, R"(E[A-HJ-NP-Z]\d{7})"},
-    {"passport", Kind::kPassportGeneric, 0, 0, R"([A-Z]{1,2}\d{6,8})"},
-    {"passport", Kind::kPassportGeneric, 0, 0, R"(\d{9})"},
+    // Context word; the number itself is looked for in the 48 bytes after it.
+    {"passport", Kind::kPassportContext, 0, 0,
+     R"((?i:passport|pasaporte|passeport|reisepass)|\xe6\x8a\xa4\xe7\x85\xa7)"},
     {"phone_cn", Kind::kPhoneCn, 0, 0, R"((?:(?:\+|00)86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2})"},
-    {"phone_intl", Kind::kPhoneIntl, 0, 0, R"(\+[1-9][0-9 ().-]{6,24}[0-9])"},
-    {"email", Kind::kEmail, 0, 0,
-     R"([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24})"},
+    {"phone_intl", Kind::kPhoneIntl, 0, 0, R"(\+[1-9])"},
+    {"email", Kind::kEmail, 0, 0, R"([A-Za-z0-9._%+-]@[A-Za-z0-9])"},
     {"ipv6", Kind::kIpv6, 0, 0, R"([0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})"},
     {"ipv4", Kind::kIpv4, 0, 0, R"(\d{1,3}(?:\.\d{1,3}){3})"},
 };
@@ -321,25 +323,125 @@ bool phone_intl_valid(std::string_view span) {
   return open == close && digits >= 8 && digits <= 15;
 }
 
-bool email_valid(std::string_view t, size_t& s, size_t e) {
-  while (s < e && t[s] == '.') ++s;  // sentence punctuation before the address
-  const std::string_view span = t.substr(s, e - s);
-  const size_t at = span.find('@');
-  if (at == 0 || at == std::string_view::npos || at > 64) return false;
-  const std::string_view local = span.substr(0, at), domain = span.substr(at + 1);
-  if (local.back() == '.' || local.find("..") != std::string_view::npos) return false;
-  // Labels: non-empty, no leading/trailing hyphen.
-  size_t label_start = 0;
+bool is_phone_char(unsigned char c) {
+  return is_digit(c) || c == ' ' || c == '(' || c == ')' || c == '.' || c == '-';
+}
+
+// E.164 from the "+" at `s`: the longest valid number ending in a digit that is not glued to a
+// letter or digit. Returns the end, or 0.
+size_t phone_intl_end(std::string_view t, size_t s) {
+  size_t q = s + 1;
+  while (q < t.size() && q - s < 26 && is_phone_char(static_cast<unsigned char>(t[q]))) ++q;
+  for (size_t p = q; p > s + 8; --p) {
+    if (!is_digit(static_cast<unsigned char>(t[p - 1])) || is_alnum(byte_at(t, p))) continue;
+    if (phone_intl_valid(t.substr(s, p - s))) return p;
+  }
+  return 0;
+}
+
+bool is_local_char(unsigned char c) {
+  return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+}
+
+// E-mail around the '@' at `at`: local part to the left, domain to the right; sets s and e.
+bool email_span(std::string_view t, size_t at, size_t& s, size_t& e) {
+  s = at;
+  while (s > 0 && at - s < 64 && is_local_char(static_cast<unsigned char>(t[s - 1]))) --s;
+  if (is_local_char(byte_before(t, s))) return false;  // local part longer than 64
+  while (s < at && t[s] == '.') ++s;                   // sentence punctuation before it
+  const std::string_view local = t.substr(s, at - s);
+  if (local.empty() || local.back() == '.' || local.find("..") != std::string_view::npos) {
+    return false;
+  }
+  e = at + 1;
+  while (e < t.size() && e - at <= 255) {
+    const unsigned char c = static_cast<unsigned char>(t[e]);
+    if (!is_alnum(c) && c != '-' && c != '.') break;
+    ++e;
+  }
+  while (e > at + 1 && t[e - 1] == '.') --e;  // "write to a@b.com."
+  if (is_token(byte_at(t, e))) return false;
+  // Labels: non-empty, no leading/trailing hyphen; at least two; TLD of 2-24 letters.
+  const std::string_view domain = t.substr(at + 1, e - at - 1);
+  size_t label_start = 0, labels = 0;
   for (size_t i = 0; i <= domain.size(); ++i) {
     if (i == domain.size() || domain[i] == '.') {
       if (i == label_start || domain[label_start] == '-' || domain[i - 1] == '-') return false;
+      ++labels;
+      if (i == domain.size()) {
+        const std::string_view tld = domain.substr(label_start);
+        if (tld.size() < 2 || tld.size() > 24) return false;
+        for (unsigned char c : tld) {
+          if (!is_alpha(c)) return false;
+        }
+      }
       label_start = i + 1;
     }
   }
-  const unsigned char n = byte_at(t, e);
-  if (is_token(n)) return false;
-  if (n == '.' && is_alnum(byte_at(t, e + 1))) return false;
-  return true;
+  return labels >= 2;
+}
+
+// IBAN starting at `s`: exactly the country's length in characters, optionally printed in groups
+// of four separated by single spaces. Returns the end, or 0.
+size_t iban_end(std::string_view t, size_t s) {
+  const int length = iban_length(t.substr(s, 2));
+  if (length == 0) return 0;
+  char compact[40];
+  int n = 0;
+  size_t p = s;
+  while (n < length && p < t.size()) {
+    const unsigned char c = static_cast<unsigned char>(t[p]);
+    if (c == ' ' && n % 4 == 0 && n > 0 && is_alnum(byte_at(t, p + 1))) {
+      ++p;
+      continue;
+    }
+    if (!is_digit(c) && !(c >= 'A' && c <= 'Z')) return 0;
+    compact[n++] = static_cast<char>(c);
+    ++p;
+  }
+  if (n != length || is_alnum(byte_at(t, p))) return 0;
+  return iban_valid(std::string_view(compact, static_cast<size_t>(n))) ? p : 0;
+}
+
+// After a passport context word ending at `from`: the first token within 48 bytes on the same
+// line that is 1-2 uppercase letters + 6-8 digits, or 9 digits. Sets s and e.
+bool passport_after_context(std::string_view t, size_t from, size_t& s, size_t& e) {
+  constexpr size_t kWindow = 48;
+  const size_t limit = std::min(t.size(), from + kWindow);
+  for (size_t p = from; p < limit; ++p) {
+    const unsigned char c = static_cast<unsigned char>(t[p]);
+    if (c == '\n') return false;
+    if (!is_alnum(c) || is_alnum(byte_before(t, p))) continue;
+    size_t q = p, letters = 0, digits = 0;
+    while (q < t.size() && t[q] >= 'A' && t[q] <= 'Z' && letters < 3) ++q, ++letters;
+    while (q < t.size() && is_digit(static_cast<unsigned char>(t[q])) && digits < 10) {
+      ++q;
+      ++digits;
+    }
+    if (is_alnum(byte_at(t, q))) continue;
+    if ((letters >= 1 && letters <= 2 && digits >= 6 && digits <= 8) ||
+        (letters == 0 && digits == 9)) {
+      s = p;
+      e = q;
+      return true;
+    }
+  }
+  return false;
+}
+
+// JWT from the "eyJ" at `s`: three base64url segments, the last non-empty. Returns the end (0 if
+// not a JWT) and the header's end.
+size_t jwt_end(std::string_view t, size_t s, size_t& header_end) {
+  auto run = [&](size_t p) {
+    while (p < t.size() && is_token(static_cast<unsigned char>(t[p]))) ++p;
+    return p;
+  };
+  header_end = run(s);
+  if (byte_at(t, header_end) != '.') return 0;
+  const size_t payload_end = run(header_end + 1);
+  if (payload_end < header_end + 3 || byte_at(t, payload_end) != '.') return 0;
+  const size_t sig_end = run(payload_end + 1);
+  return sig_end > payload_end + 1 ? sig_end : 0;
 }
 
 // Base64url-decodes the JWT header and checks it looks like a JSON object with a JOSE field.
@@ -375,19 +477,6 @@ bool jwt_header_valid(std::string_view b64) {
   if (n < 2 || json[0] != '{' || last == std::string_view::npos || json[last] != '}') return false;
   return json.find("\"alg\"") != std::string_view::npos ||
          json.find("\"typ\"") != std::string_view::npos;
-}
-
-bool has_passport_context(std::string_view t, size_t s, size_t e) {
-  constexpr size_t kBefore = 48, kAfter = 24;
-  const size_t from = s > kBefore ? s - kBefore : 0;
-  const size_t to = std::min(t.size(), e + kAfter);
-  std::string window(t.substr(from, to - from));
-  for (char& c : window) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-  for (std::string_view w :
-       {"passport", "\xe6\x8a\xa4\xe7\x85\xa7" /* 护照 */, "pasaporte", "passeport", "reisepass"}) {
-    if (window.find(w) != std::string::npos) return true;
-  }
-  return false;
 }
 
 // Extends a PEM BEGIN marker over its body through the matching END line (or, when the key is
@@ -430,14 +519,18 @@ int on_match(unsigned int id, unsigned long long from, unsigned long long to, un
       ok = true;
       break;
     case Kind::kJwt:
-      ok = !is_token(before) && before != '.' && !is_token(after) &&
-           jwt_header_valid(span.substr(0, span.find('.')));
+      if (!is_token(before) && before != '.') {
+        size_t header_end = 0;
+        e = jwt_end(t, s, header_end);
+        ok = e != 0 && jwt_header_valid(t.substr(s, header_end - s));
+      }
       break;
     case Kind::kWordToken:
       ok = !is_word(before) && !is_word(after);
       break;
     case Kind::kRunToken:
-      ok = !is_token(before) && !is_token(after);
+      ok = !is_token(before);
+      while (e < t.size() && is_token(static_cast<unsigned char>(t[e]))) ++e;
       break;
     case Kind::kCnId:
       if (alnum_bounded(t, s, e)) {
@@ -449,13 +542,9 @@ int on_match(unsigned int id, unsigned long long from, unsigned long long to, un
       ok = alnum_bounded(t, s, e) && card_valid(span, spec.aux, spec.aux2);
       break;
     case Kind::kIban:
-      if (alnum_bounded(t, s, e)) {
-        char compact[40];
-        size_t n = 0;
-        for (char c : span) {
-          if (c != ' ' && n < sizeof(compact)) compact[n++] = c;
-        }
-        ok = iban_valid(std::string_view(compact, n));
+      if (!is_alnum(before)) {
+        e = iban_end(t, s);
+        ok = e != 0;
       }
       break;
     case Kind::kSsn:
@@ -465,17 +554,20 @@ int on_match(unsigned int id, unsigned long long from, unsigned long long to, un
     case Kind::kPassportCn:
       ok = alnum_bounded(t, s, e);
       break;
-    case Kind::kPassportGeneric:
-      ok = alnum_bounded(t, s, e) && has_passport_context(t, s, e);
+    case Kind::kPassportContext:
+      ok = passport_after_context(t, e, s, e);
       break;
     case Kind::kPhoneCn:
       ok = !is_alnum(before) && before != '+' && !is_alnum(after);
       break;
     case Kind::kPhoneIntl:
-      ok = !is_alnum(before) && before != '+' && !is_alnum(after) && phone_intl_valid(span);
+      if (!is_alnum(before) && before != '+') {
+        e = phone_intl_end(t, s);
+        ok = e != 0;
+      }
       break;
     case Kind::kEmail:
-      ok = email_valid(t, s, e);
+      ok = email_span(t, e - 2, s, e);
       break;
     case Kind::kIpv6:
       ok = !is_alnum(before) && before != ':' && !is_alnum(after) && after != ':' &&

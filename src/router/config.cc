@@ -69,11 +69,11 @@ Status check_keys(const YAML::Node& map, const std::set<std::string>& allowed,
 }
 
 Result<BackendConfig> parse_backend(const YAML::Node& n, const std::string& where, EnvLookup env) {
-  ENCLAVE_TRY_STATUS(check_keys(n,
-                                {"name", "type", "preset", "base_url", "url", "api_key",
-                                 "api_key_env", "ca_file", "verify_tls", "models", "model_map",
-                                 "price_input_per_mtok_usd", "health_check"},
-                                where));
+  ENCLAVE_TRY_STATUS(
+      check_keys(n,
+                 {"name", "type", "preset", "base_url", "url", "api_key", "api_key_env", "ca_file",
+                  "verify_tls", "models", "model_map", "price_input_per_mtok_usd", "health_check"},
+                 where));
   BackendConfig b;
   if (!n["name"]) return bad(where, "missing name");
   ENCLAVE_ASSIGN_OR_RETURN(b.name, str(n["name"], where + ".name"));
@@ -136,9 +136,9 @@ Result<BackendConfig> parse_backend(const YAML::Node& n, const std::string& wher
     }
   }
   if (n["price_input_per_mtok_usd"]) {
-    ENCLAVE_ASSIGN_OR_RETURN(b.price_input_per_mtok_usd,
-                             num<double>(n["price_input_per_mtok_usd"],
-                                         where + ".price_input_per_mtok_usd"));
+    ENCLAVE_ASSIGN_OR_RETURN(
+        b.price_input_per_mtok_usd,
+        num<double>(n["price_input_per_mtok_usd"], where + ".price_input_per_mtok_usd"));
   }
   return b;
 }
@@ -176,11 +176,11 @@ Result<PolicyRule> parse_rule(const YAML::Node& n, const std::string& where) {
   }
   if (const YAML::Node& w = n["when"]) {
     std::string ww = where + ".when";
-    ENCLAVE_TRY_STATUS(check_keys(w,
-                                  {"min_level", "max_level", "categories", "key_names", "tenants",
-                                   "models", "latency_budget_below_ms", "min_prompt_tokens",
-                                   "max_prompt_tokens", "max_cost_usd"},
-                                  ww));
+    ENCLAVE_TRY_STATUS(check_keys(
+        w,
+        {"min_level", "max_level", "categories", "key_names", "tenants", "models",
+         "latency_budget_below_ms", "min_prompt_tokens", "max_prompt_tokens", "max_cost_usd"},
+        ww));
     PolicyCondition& c = r.when;
     if (w["min_level"]) {
       ENCLAVE_ASSIGN_OR_RETURN(c.min_level, level(w["min_level"], ww + ".min_level"));
@@ -201,9 +201,9 @@ Result<PolicyRule> parse_rule(const YAML::Node& n, const std::string& where) {
       ENCLAVE_ASSIGN_OR_RETURN(c.models, str_list(w["models"], ww + ".models"));
     }
     if (w["latency_budget_below_ms"]) {
-      ENCLAVE_ASSIGN_OR_RETURN(c.latency_budget_below_ms,
-                               num<int64_t>(w["latency_budget_below_ms"],
-                                            ww + ".latency_budget_below_ms"));
+      ENCLAVE_ASSIGN_OR_RETURN(
+          c.latency_budget_below_ms,
+          num<int64_t>(w["latency_budget_below_ms"], ww + ".latency_budget_below_ms"));
     }
     if (w["min_prompt_tokens"]) {
       ENCLAVE_ASSIGN_OR_RETURN(c.min_prompt_tokens,
@@ -214,7 +214,8 @@ Result<PolicyRule> parse_rule(const YAML::Node& n, const std::string& where) {
                                num<int64_t>(w["max_prompt_tokens"], ww + ".max_prompt_tokens"));
     }
     if (w["max_cost_usd"]) {
-      ENCLAVE_ASSIGN_OR_RETURN(c.max_cost_usd, num<double>(w["max_cost_usd"], ww + ".max_cost_usd"));
+      ENCLAVE_ASSIGN_OR_RETURN(c.max_cost_usd,
+                               num<double>(w["max_cost_usd"], ww + ".max_cost_usd"));
     }
   }
   return r;
@@ -223,13 +224,13 @@ Result<PolicyRule> parse_rule(const YAML::Node& n, const std::string& where) {
 Result<GatewayConfig> parse_root(const YAML::Node& root, EnvLookup env) {
   GatewayConfig cfg;
   if (!root || root.IsNull()) return cfg;
-  ENCLAVE_TRY_STATUS(check_keys(
-      root,
-      {"backends", "pools", "policies", "key_tenants", "scanner_rules", "default_latency_budget_ms",
-       "latency_critical_ms", "egress_max_level", "timeouts", "breaker", "retries",
-       "retry_backoff_ms", "health_interval_ms", "ewma_alpha", "max_message_bytes",
-       "max_response_bytes", "io_threads"},
-      "<root>"));
+  ENCLAVE_TRY_STATUS(
+      check_keys(root,
+                 {"backends", "pools", "policies", "key_tenants", "scanner_rules",
+                  "default_latency_budget_ms", "latency_critical_ms", "egress_max_level",
+                  "timeouts", "breaker", "retries", "retry_backoff_ms", "health_interval_ms",
+                  "ewma_alpha", "max_message_bytes", "max_response_bytes", "io_threads"},
+                 "<root>"));
   if (const YAML::Node& bs = root["backends"]) {
     if (!bs.IsSequence()) return bad("backends", "expected a list");
     for (size_t i = 0; i < bs.size(); ++i) {
@@ -257,7 +258,8 @@ Result<GatewayConfig> parse_root(const YAML::Node& root, EnvLookup env) {
   }
   if (const YAML::Node& kt = root["key_tenants"]) {
     if (!kt.IsMap()) return bad("key_tenants", "expected a mapping key name -> tenant");
-    for (const auto& kv : kt) cfg.key_tenants[kv.first.as<std::string>()] = kv.second.as<std::string>();
+    for (const auto& kv : kt)
+      cfg.key_tenants[kv.first.as<std::string>()] = kv.second.as<std::string>();
   }
   if (root["scanner_rules"]) {
     ENCLAVE_ASSIGN_OR_RETURN(cfg.scanner_rules, str(root["scanner_rules"], "scanner_rules"));
@@ -300,7 +302,8 @@ Result<GatewayConfig> parse_root(const YAML::Node& root, EnvLookup env) {
                                num<int64_t>(t["connect_ms"], "timeouts.connect_ms"));
     }
     if (t["read_ms"]) {
-      ENCLAVE_ASSIGN_OR_RETURN(cfg.timeouts.read_ms, num<int64_t>(t["read_ms"], "timeouts.read_ms"));
+      ENCLAVE_ASSIGN_OR_RETURN(cfg.timeouts.read_ms,
+                               num<int64_t>(t["read_ms"], "timeouts.read_ms"));
     }
     if (t["total_ms"]) {
       ENCLAVE_ASSIGN_OR_RETURN(cfg.timeouts.total_ms,
@@ -450,7 +453,8 @@ Status finalize_config(GatewayConfig& config) {
       }
     }
   }
-  if (config.ewma_alpha <= 0 || config.ewma_alpha > 1) return bad("ewma_alpha", "must be in (0, 1]");
+  if (config.ewma_alpha <= 0 || config.ewma_alpha > 1)
+    return bad("ewma_alpha", "must be in (0, 1]");
   if (config.breaker.failure_threshold < 1) return bad("breaker.failure_threshold", "must be >= 1");
   if (config.retries < 0) return bad("retries", "must be >= 0");
   if (config.io_threads < 1) return bad("io_threads", "must be >= 1");

@@ -165,13 +165,27 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
     if (gw->options_.on_facts) gw->options_.on_facts(facts);
   }
 
+  // A request for a model the local engine does not serve (e.g. "deepseek-chat" kept local by
+  // policy) is answered by the local model: the body's "model" is rewritten to its id.
+  void use_local_model() {
+    if (server::resolve_model(gw->services_, original.model)) return;
+    std::shared_ptr<server::Backend> local = gw->services_.backend();
+    if (!local) return;
+    boost::system::error_code ec;
+    json::value v = json::parse(ex->request().body, ec);
+    if (ec || !v.is_object()) return;
+    v.as_object()["model"] = local->model_id();
+    // Same pattern as server::Router::dispatch: the exchange owns the request until it answers.
+    const_cast<server::HttpRequest&>(ex->request()).body = json::serialize(v);
+  }
+
   void fail_unavailable() {
     add_route_headers(ex, "none", facts.policy, 0);
     facts.backend = "none";
-    api::ApiError e = api::map_error(Error(
-        ErrorCode::kUnavailable,
-        "No backend this request's routing policy allows is available; it was not sent "
-        "anywhere else. Retry shortly."));
+    api::ApiError e = api::map_error(
+        Error(ErrorCode::kUnavailable,
+              "No backend this request's routing policy allows is available; it was not sent "
+              "anywhere else. Retry shortly."));
     server::respond_error(ex, e);
     emit(503, "unavailable");
   }
@@ -187,6 +201,7 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
         facts.backend = b.name;
         facts.backend_kind = "local";
         current = nullptr;
+        use_local_model();
         add_route_headers(ex, b.name, facts.policy, 0);
         server::handle_chat(gw->services_, ex);
         emit(0, "local");
@@ -293,8 +308,8 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
     json::object delta;
     if (!r.empty()) delta["reasoning_content"] = r;
     if (!c.empty()) delta["content"] = c;
-    chunk["choices"] = json::array{json::object{
-        {"index", 0}, {"delta", std::move(delta)}, {"finish_reason", nullptr}}};
+    chunk["choices"] = json::array{
+        json::object{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", nullptr}}};
     send(server::sse_data(json::serialize(chunk)));
   }
 
@@ -608,9 +623,9 @@ void Gateway::handle_chat(server::RequestContext& ctx, const ExchangePtr& ex) {
   }
   facts.policy = rule->name;
   if (rule->action == PolicyAction::kBlock) {
-    std::string reason = rule->reason.empty()
-                              ? "This request was blocked by the gateway policy '" + rule->name + "'."
-                              : rule->reason;
+    std::string reason = rule->reason.empty() ? "This request was blocked by the gateway policy '" +
+                                                    rule->name + "'."
+                                              : rule->reason;
     facts.backend = "blocked";
     respond_with_route(ex, "blocked", rule->name,
                        api::map_error(Error(ErrorCode::kPermissionDenied, reason)));
@@ -690,11 +705,13 @@ void Gateway::handle_completion(server::RequestContext& ctx, const ExchangePtr& 
         ++rf.categories[x.type];
       }
       rf.prompt_tokens = estimate_tokens(parsed->prompt);
-      if (auto rule = evaluate_policies(config_, rf); rule && (*rule)->action == PolicyAction::kBlock) {
+      if (auto rule = evaluate_policies(config_, rf);
+          rule && (*rule)->action == PolicyAction::kBlock) {
         facts.policy = (*rule)->name;
         facts.backend = "blocked";
         std::string reason = (*rule)->reason.empty() ? "This request was blocked by the gateway "
-                                                       "policy '" + (*rule)->name + "'."
+                                                       "policy '" +
+                                                           (*rule)->name + "'."
                                                      : (*rule)->reason;
         respond_with_route(ex, "blocked", (*rule)->name,
                            api::map_error(Error(ErrorCode::kPermissionDenied, reason)));
@@ -769,7 +786,8 @@ void Gateway::check_health(std::function<void()> done) {
 
 void Gateway::schedule_health() {
   bool any = false;
-  for (const auto& b : config_.backends) any = any || (b.health_check && b.kind != BackendKind::kLocal);
+  for (const auto& b : config_.backends)
+    any = any || (b.health_check && b.kind != BackendKind::kLocal);
   if (!any) return;
   std::weak_ptr<bool> alive = alive_;
   client_->schedule(config_.health_interval_ms, [this, alive] {

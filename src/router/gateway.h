@@ -26,7 +26,7 @@ struct RouteFacts {
   std::string key_name;
   std::string tenant;
   std::string model;
-  std::string backend;  // serving backend; "blocked" / "none" when nothing served it
+  std::string backend;       // serving backend; "blocked" / "none" when nothing served it
   std::string backend_kind;  // local | node | cloud | ""
   std::string policy;        // deciding rule
   privacy::Level level = privacy::Level::kPublic;
@@ -40,7 +40,7 @@ using RouteFactsSink = std::function<void(const RouteFacts&)>;
 
 struct GatewayOptions {
   NowMs now = steady_now_ms();
-  RouteFactsSink on_facts;        // e.g. the audit log (see README: hook for src/audit)
+  RouteFactsSink on_facts;          // e.g. the audit log (see README: hook for src/audit)
   bool start_health_checks = true;  // periodic GET /health on backends with health_check
 };
 
@@ -48,8 +48,7 @@ class Gateway {
  public:
   // Builds the scanner from config.scanner_rules (builtins when empty). `services` is the
   // server's (local backend, parse limits) and must outlive the gateway.
-  static Result<std::unique_ptr<Gateway>> create(GatewayConfig config,
-                                                 server::Services& services,
+  static Result<std::unique_ptr<Gateway>> create(GatewayConfig config, server::Services& services,
                                                  GatewayOptions options = {});
   ~Gateway();
   Gateway(const Gateway&) = delete;

@@ -130,8 +130,7 @@ bool Selector::acquire(const std::string& name) {
   return true;
 }
 
-void Selector::release(const std::string& name, bool success, double ttft_ms,
-                       double tokens_per_s) {
+void Selector::release(const std::string& name, bool success, double ttft_ms, double tokens_per_s) {
   std::lock_guard lock(mu_);
   auto it = states_.find(name);
   if (it == states_.end()) return;

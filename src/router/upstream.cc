@@ -135,8 +135,8 @@ net::awaitable<Result<std::unique_ptr<Conn>>> connect(CallState& st) {
   const ParsedUrl& u = st.endpoint.url;
   beast::error_code ec;
   tcp::resolver resolver(ex);
-  auto results = co_await resolver.async_resolve(u.host, u.port,
-                                                 net::redirect_error(net::use_awaitable, ec));
+  auto results =
+      co_await resolver.async_resolve(u.host, u.port, net::redirect_error(net::use_awaitable, ec));
   if (ec) co_return io_error("name resolution", ec);
   auto conn = std::make_unique<Conn>();
   std::shared_ptr<net::ssl::context> ctx;

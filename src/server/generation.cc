@@ -159,6 +159,11 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
     usage.completion_tokens = e.completion_tokens;
     usage.cached_prompt_tokens = e.cached_prompt_tokens;
     services_.metrics.add_tokens(usage.prompt_tokens, usage.completion_tokens);
+    ex_->note({.prompt_tokens = static_cast<uint32_t>(usage.prompt_tokens),
+               .completion_tokens = static_cast<uint32_t>(usage.completion_tokens),
+               .outcome = e.finish_reason == engine::FinishReason::kCancelled ? "cancelled"
+                          : e.finish_reason == engine::FinishReason::kError   ? "error"
+                                                                              : ""});
     const std::string& rid = ex_->request().request_id;
 
     if (e.finish_reason == engine::FinishReason::kCancelled ||
@@ -306,6 +311,7 @@ void handle_chat(Services& services, const ExchangePtr& ex) {
   Result<api::ChatRequest> parsed = api::parse_chat_request(req.body, services.limits, &param);
   if (!parsed) return respond_error(ex, api::map_error(parsed.error(), param));
   api::ChatRequest& r = *parsed;
+  ex->note({.model = r.model});
   Result<std::shared_ptr<Backend>> backend = resolve_model(services, r.model);
   if (!backend) return respond_error(ex, api::map_error(backend.error(), "model"));
   Result<PreparedPrompt> prompt = (*backend)->prepare_chat(r.messages);
@@ -328,6 +334,7 @@ void handle_completion(Services& services, const ExchangePtr& ex) {
       api::parse_completion_request(req.body, services.limits, &param);
   if (!parsed) return respond_error(ex, api::map_error(parsed.error(), param));
   api::CompletionRequest& r = *parsed;
+  ex->note({.model = r.model});
   Result<std::shared_ptr<Backend>> backend = resolve_model(services, r.model);
   if (!backend) return respond_error(ex, api::map_error(backend.error(), "model"));
   std::vector<int32_t> tokens;

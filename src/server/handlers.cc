@@ -28,6 +28,7 @@ void handle_embeddings(Services& services, const ExchangePtr& ex) {
   Result<api::EmbeddingRequest> parsed =
       api::parse_embedding_request(ex->request().body, services.limits, &param);
   if (!parsed) return respond_error(ex, api::map_error(parsed.error(), param));
+  ex->note({.model = parsed->model});
   Result<std::shared_ptr<Backend>> backend = resolve_model(services, parsed->model);
   if (!backend) return respond_error(ex, api::map_error(backend.error(), "model"));
   auto req = std::make_shared<api::EmbeddingRequest>(std::move(*parsed));
@@ -59,6 +60,7 @@ void handle_embeddings(Services& services, const ExchangePtr& ex) {
       vectors.push_back(std::move(*v));
     }
     services.metrics.add_tokens(n_tokens, 0);
+    ex->note({.prompt_tokens = static_cast<uint32_t>(n_tokens), .completion_tokens = 0u});
     respond_json(ex, 200, api::write_embeddings(req->model, vectors, req->encoding, n_tokens));
   });
 }
@@ -89,22 +91,45 @@ void handle_metrics(Services& services, const ExchangePtr& ex) {
   ex->respond(std::move(r));
 }
 
+// DELETE /v1/admin/tenants/{name}: crypto-shredding erase (the store audits it as an admin event).
+void handle_erase_tenant(Services& services, RequestContext& ctx, const ExchangePtr& ex) {
+  static constexpr std::string_view kPrefix = "/admin/tenants/";
+  std::string tenant = ctx.request.path.substr(kPrefix.size());
+  if (!services.erase_tenant) {
+    return respond_error(ex, api::map_error(Error(ErrorCode::kNotFound,
+                                                  "Tenant administration is not enabled on this "
+                                                  "server.")));
+  }
+  std::string actor = "api_key:" + ctx.key_name;
+  services.run_blocking([&services, ex, tenant, actor] {
+    Result<std::string> body = services.erase_tenant(tenant, actor);
+    if (!body) return respond_error(ex, api::map_error(body.error(), "tenant"));
+    respond_json(ex, 200, std::move(*body));
+  });
+}
+
 }  // namespace
 
 void register_api_routes(Router& router, Services& services) {
   Services* s = &services;
   router.add_route({"POST", "/chat/completions", "chat_completions", Scope::kChat,
                     [s](RequestContext& ctx, const ExchangePtr& ex) {
-                      if (s->chat_gateway) return s->chat_gateway(ctx, ex);
-                      handle_chat(*s, ex);
+                      bool gw = static_cast<bool>(s->chat_gateway);
+                      ExchangePtr e = s->auditor ? s->auditor->wrap(ex, ctx, gw) : ex;
+                      if (gw) return s->chat_gateway(ctx, e);
+                      handle_chat(*s, e);
                     }});
   router.add_route({"POST", "/completions", "completions", Scope::kChat,
                     [s](RequestContext& ctx, const ExchangePtr& ex) {
-                      if (s->completion_gateway) return s->completion_gateway(ctx, ex);
-                      handle_completion(*s, ex);
+                      bool gw = static_cast<bool>(s->completion_gateway);
+                      ExchangePtr e = s->auditor ? s->auditor->wrap(ex, ctx, gw) : ex;
+                      if (gw) return s->completion_gateway(ctx, e);
+                      handle_completion(*s, e);
                     }});
   router.add_route({"POST", "/embeddings", "embeddings", Scope::kEmbeddings,
-                    [s](RequestContext&, const ExchangePtr& ex) { handle_embeddings(*s, ex); }});
+                    [s](RequestContext& ctx, const ExchangePtr& ex) {
+                      handle_embeddings(*s, s->auditor ? s->auditor->wrap(ex, ctx, false) : ex);
+                    }});
   router.add_route({"GET", "/models", "models", Scope::kAnyKey,
                     [s](RequestContext&, const ExchangePtr& ex) { handle_models(*s, ex); }});
   router.add_route({"GET", "/health", "health", Scope::kNone,
@@ -113,6 +138,10 @@ void register_api_routes(Router& router, Services& services) {
                     [s](RequestContext&, const ExchangePtr& ex) { handle_ready(*s, ex); }});
   router.add_route({"GET", "/metrics", "metrics", s->metrics_public ? Scope::kNone : Scope::kAdmin,
                     [s](RequestContext&, const ExchangePtr& ex) { handle_metrics(*s, ex); }});
+  router.add_route(
+      {"DELETE", "/admin/tenants/", "admin_tenants", Scope::kAdmin,
+       [s](RequestContext& ctx, const ExchangePtr& ex) { handle_erase_tenant(*s, ctx, ex); },
+       /*prefix=*/true});
 }
 
 }  // namespace enclave::server

@@ -121,7 +121,9 @@ void Session<Stream>::on_watch(beast::error_code ec, size_t n) {
     return close();
   }
   buffer_.commit(n);
-  if (exchange_) return watch();
+  // Data while a request is in flight is the client's next request: it is still there, so stop
+  // watching (a failed write still cancels) and let complete_request() parse the buffered bytes.
+  if (exchange_) return;
   read_request();
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,6 +38,15 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 };
 
+// What a handler learned about a request, for the audit trail and usage records: model and token
+// counts, never content. Empty / unset fields leave earlier notes unchanged.
+struct ExchangeNote {
+  std::string model;
+  std::optional<uint32_t> prompt_tokens;
+  std::optional<uint32_t> completion_tokens;
+  std::string outcome;  // empty: derived from the response status
+};
+
 // Why an in-flight request is being abandoned.
 enum class CancelReason { kDisconnected, kTimeout, kShutdown };
 
@@ -61,6 +71,8 @@ class Exchange {
   // Extra header for the response not sent yet (full or stream head), e.g. the routing
   // gateway's X-Enclave-Route. Default: ignored (exchanges without headers, test doubles).
   virtual void add_response_header(std::string name, std::string value) {}
+  // Facts for the request audit (server/request_audit.h). Default: ignored.
+  virtual void note(const ExchangeNote& note) {}
 };
 
 using ExchangePtr = std::shared_ptr<Exchange>;

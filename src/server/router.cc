@@ -3,6 +3,16 @@
 
 namespace enclave::server {
 
+std::shared_ptr<Backend> Services::backend() const {
+  std::lock_guard lock(mu_);
+  return backend_;
+}
+
+void Services::set_backend(std::shared_ptr<Backend> b) {
+  std::lock_guard lock(mu_);
+  backend_ = std::move(b);
+}
+
 void respond_error(const ExchangePtr& exchange, const api::ApiError& error) {
   HttpResponse r;
   r.status = error.status;
@@ -30,7 +40,9 @@ void Router::dispatch(const ExchangePtr& exchange) {
   const Route* found = nullptr;
   bool path_known = false;
   for (const Route& r : routes_) {
-    if (r.path != path) continue;
+    bool match = r.prefix ? path.size() > r.path.size() && path.substr(0, r.path.size()) == r.path
+                          : r.path == path;
+    if (!match) continue;
     path_known = true;
     if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
       found = &r;

@@ -14,20 +14,15 @@
 #include "server/filter.h"
 #include "server/http_types.h"
 #include "server/metrics.h"
+#include "server/request_audit.h"
 
 namespace enclave::server {
 
 // What handlers share: the backend (swapped in once the model is loaded), metrics, limits.
 class Services {
  public:
-  std::shared_ptr<Backend> backend() const {
-    std::lock_guard lock(mu_);
-    return backend_;
-  }
-  void set_backend(std::shared_ptr<Backend> b) {
-    std::lock_guard lock(mu_);
-    backend_ = std::move(b);
-  }
+  std::shared_ptr<Backend> backend() const;
+  void set_backend(std::shared_ptr<Backend> b);
 
   Metrics metrics;
   api::ParseLimits limits;
@@ -40,6 +35,13 @@ class Services {
   // Server::start().
   std::function<void(RequestContext&, const ExchangePtr&)> chat_gateway;
   std::function<void(RequestContext&, const ExchangePtr&)> completion_gateway;
+  // Per-request audit of chat, completions and embeddings (request_audit.h), when set. Set
+  // before Server::start().
+  std::shared_ptr<RequestAuditor> auditor;
+  // DELETE /v1/admin/tenants/{name} (admin scope): erases the tenant as `actor` and returns the
+  // JSON response body; kNotFound for an unknown tenant. Unset: the route answers 404.
+  std::function<Result<std::string>(const std::string& tenant, const std::string& actor)>
+      erase_tenant;
 
  private:
   mutable std::mutex mu_;
@@ -54,6 +56,7 @@ struct Route {
   std::string name;  // metrics label
   Scope scope = Scope::kNone;
   Handler handler;
+  bool prefix = false;  // `path` is a prefix; the rest of the path is the handler's argument
 };
 
 class Router {

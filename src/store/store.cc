@@ -186,7 +186,25 @@ Store::Store(fs::path path, sqlite3* db, crypto::KeyStore& keys, Clock clock,
       hasher_(std::move(hasher)) {}
 
 Store::~Store() {
+  if (batch_thread_.joinable()) {
+    {
+      std::lock_guard lock(stop_mu_);
+      stopping_ = true;
+    }
+    stop_cv_.notify_all();
+    batch_thread_.join();
+  }
   sqlite3_close_v2(db_);
+}
+
+void Store::batch_loop(uint32_t interval_ms) {
+  std::unique_lock lock(stop_mu_);
+  while (!stop_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms),
+                            [this] { return stopping_; })) {
+    std::lock_guard db_lock(mu_);
+    // A passive checkpoint fsyncs the WAL (and then the database) without blocking readers.
+    (void)exec(db_, "PRAGMA wal_checkpoint(PASSIVE)");
+  }
 }
 
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options, crypto::KeyStore& keys) {
@@ -222,6 +240,11 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options, crypto::
   std::unique_ptr<Store> store(new Store(options.db_path, db, keys, std::move(clock),
                                          crypto::ApiKeyHasher(std::move(secret).value())));
   ENCLAVE_TRY_STATUS(store->migrate());
+  if (options.sync == SyncPolicy::kBatch) {
+    uint32_t interval = options.batch_interval_ms ? options.batch_interval_ms : 1;
+    Store* raw = store.get();
+    store->batch_thread_ = std::thread([raw, interval] { raw->batch_loop(interval); });
+  }
   return store;
 }
 

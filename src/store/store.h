@@ -8,6 +8,7 @@
 // rows unreadable in every copy of the database, then deletes the rows.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -15,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -28,8 +30,9 @@ struct sqlite3;
 namespace enclave::store {
 
 // Durability of each committed write (usage, messages, keys). Maps to SQLite's synchronous
-// setting in WAL mode: kAlways = FULL (fsync on every commit), kBatch = NORMAL (fsync at WAL
-// checkpoints; a crash can lose the last commits but never corrupts), kNever = OFF.
+// setting in WAL mode: kAlways = FULL (fsync on every commit); kBatch = NORMAL plus a background
+// WAL checkpoint (which fsyncs) every batch_interval_ms, so at most that window of commits can be
+// lost in a power failure, never corrupted; kNever = OFF (left to the OS).
 enum class SyncPolicy { kAlways, kBatch, kNever };
 
 using Clock = std::function<int64_t()>;  // unix time in milliseconds
@@ -38,7 +41,8 @@ int64_t system_now_ms();
 struct StoreOptions {
   std::filesystem::path db_path;  // e.g. <data-dir>/enclave.db
   SyncPolicy sync = SyncPolicy::kAlways;
-  Clock now_ms;  // defaults to the system clock
+  uint32_t batch_interval_ms = 50;  // kBatch only
+  Clock now_ms;                     // defaults to the system clock
 };
 
 struct TenantSettings {
@@ -160,6 +164,7 @@ class Store {
   Store(std::filesystem::path path, sqlite3* db, crypto::KeyStore& keys, Clock clock,
         crypto::ApiKeyHasher hasher);
   Status migrate();
+  void batch_loop(uint32_t interval_ms);
   Status emit(const AdminEvent& event);
   int64_t now() const { return clock_(); }
 
@@ -170,6 +175,10 @@ class Store {
   crypto::ApiKeyHasher hasher_;
   AdminEventSink sink_;
   std::mutex mu_;
+  std::thread batch_thread_;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
 };
 
 }  // namespace enclave::store

@@ -25,7 +25,9 @@ TEST(Fp16, RoundTripsAllHalfValues) {
 __attribute__((target("f16c"))) uint16_t hw_to_fp16(float f) {
   return static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
 }
-__attribute__((target("f16c"))) float hw_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+__attribute__((target("f16c"))) float hw_to_f32(uint16_t h) {
+  return _cvtsh_ss(h);
+}
 
 // The software conversion agrees with the F16C instruction on a dense sweep of float bit patterns.
 TEST(Fp16, MatchesF16cInstruction) {

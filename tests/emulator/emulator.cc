@@ -91,8 +91,8 @@ std::string error_body(int status) {
       message = "Server Error";
       type = "server_error";
   }
-  json::object e{{"message", message}, {"type", type}, {"param", nullptr},
-                 {"code", "invalid_request_error"}};
+  json::object e{
+      {"message", message}, {"type", type}, {"param", nullptr}, {"code", "invalid_request_error"}};
   return json::serialize(json::object{{"error", e}});
 }
 
@@ -250,7 +250,6 @@ void DeepSeekEmulator::serve(int fd) {
   ::close(fd);
 }
 
-
 bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string target,
                               const std::string& auth, const std::string& body, bool keep_alive) {
   if (target.rfind("/v1/", 0) == 0) target = target.substr(3);
@@ -265,8 +264,9 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
                                       keep_alive));
   }
   if (method != "POST" || target != "/chat/completions") {
-    return send_all(fd, full_response(404, R"({"error":{"message":"Not Found","type":)"
-                                           R"("invalid_request_error","code":"not_found"}})",
+    return send_all(fd, full_response(404,
+                                      R"({"error":{"message":"Not Found","type":)"
+                                      R"("invalid_request_error","code":"not_found"}})",
                                       keep_alive));
   }
   ++chat_requests_;
@@ -328,22 +328,22 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
   if (!stream) {
     json::object msg{{"role", "assistant"}, {"content", answer}};
     if (reasoner) msg["reasoning_content"] = reasoning;
-    json::object r{{"id", id},
-                   {"object", "chat.completion"},
-                   {"created", 1700000000},
-                   {"model", model_id},
-                   {"system_fingerprint", "fp_emulator"},
-                   {"choices", json::array{json::object{{"index", 0},
-                                                        {"message", msg},
-                                                        {"logprobs", nullptr},
-                                                        {"finish_reason", "stop"}}}},
-                   {"usage", usage_obj}};
+    json::object r{
+        {"id", id},
+        {"object", "chat.completion"},
+        {"created", 1700000000},
+        {"model", model_id},
+        {"system_fingerprint", "fp_emulator"},
+        {"choices",
+         json::array{json::object{
+             {"index", 0}, {"message", msg}, {"logprobs", nullptr}, {"finish_reason", "stop"}}}},
+        {"usage", usage_obj}};
     return send_all(fd, full_response(200, json::serialize(r), keep_alive));
   }
-  std::string head = std::string("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8") +
-                     "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache" +
-                     (keep_alive ? "\r\nConnection: keep-alive" : "\r\nConnection: close") +
-                     "\r\n\r\n";
+  std::string head =
+      std::string("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8") +
+      "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache" +
+      (keep_alive ? "\r\nConnection: keep-alive" : "\r\nConnection: close") + "\r\n\r\n";
   if (!send_all(fd, head)) return false;
   auto chunk = [&](json::object delta, json::value finish) {
     json::object c{{"id", id},
@@ -373,8 +373,9 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
   }
   if (!chunk(json::object{{"content", ""}}, "stop")) return false;
   if (usage) {
-    json::object u{{"id", id},          {"object", "chat.completion.chunk"}, {"created", 1700000000},
-                   {"model", model_id}, {"choices", json::array{}},         {"usage", usage_obj}};
+    json::object u{
+        {"id", id},          {"object", "chat.completion.chunk"}, {"created", 1700000000},
+        {"model", model_id}, {"choices", json::array{}},          {"usage", usage_obj}};
     if (!send_all(fd, chunk_frame("data: " + json::serialize(u) + "\n\n"))) return false;
   }
   if (!send_all(fd, chunk_frame("data: [DONE]\n\n"))) return false;

@@ -10,6 +10,7 @@
 #include <future>
 #include <mutex>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -385,6 +386,33 @@ TEST(Engine, CreateErrors) {
   auto r = Engine::create(o);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace enclave::engine
+
+namespace enclave::engine {
+namespace {
+
+TEST(Engine, ThrowingCallbackCancelsOnlyItsRequest) {
+  auto e = make_engine("llama-tiny-F32.gguf", 2);
+  ASSERT_TRUE(e);
+  std::promise<TokenEvent> final_bad;
+  bool set = false;
+  auto bad = e->submit(greedy_request({1}, 50), [&](const TokenEvent& ev) {
+    if (ev.finished) {
+      if (!set) final_bad.set_value(ev);
+      set = true;
+      return;
+    }
+    throw std::runtime_error("callback failure");
+  });
+  ASSERT_TRUE(bad.has_value());
+  const auto prompts = load_ref("llama-tiny-F32.ref.json");
+  Outcome good = run_one(*e, greedy_request(prompts[1].tokens, 12));
+  std::vector<int32_t> expect(prompts[1].greedy.begin(), prompts[1].greedy.begin() + 12);
+  EXPECT_EQ(good.tokens, expect);
+  EXPECT_EQ(final_bad.get_future().get().finish_reason, FinishReason::kCancelled);
 }
 
 }  // namespace

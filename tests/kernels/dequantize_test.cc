@@ -57,7 +57,7 @@ TEST_P(DequantizeGolden, BitExactWithGgml) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFixtureTypes, DequantizeGolden, ::testing::ValuesIn(fixture_types()),
-                         [](const auto& info) { return info.param; });
+                         testing::type_param_name);
 
 TEST(Dequantize, CanDequantizeCoversEveryStorageType) {
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,

@@ -30,6 +30,11 @@ inline const std::vector<std::string>& fixture_types() {
   return kTypes;
 }
 
+// Test names for type-parameterized suites ("Q4_K" rather than "7").
+inline std::string type_param_name(const ::testing::TestParamInfo<std::string>& info) {
+  return info.param;
+}
+
 // Whole tensor as F32 (row by row through dequantize_row).
 inline std::vector<float> tensor_to_f32(const gguf::TensorInfo& t) {
   const int64_t ne0 = static_cast<int64_t>(t.ne[0]);

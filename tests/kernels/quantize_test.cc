@@ -78,7 +78,7 @@ TEST_P(QuantizeBytes, IdenticalToGgml) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFixtureTypes, QuantizeBytes, ::testing::ValuesIn(fixture_types()),
-                         [](const auto& info) { return info.param; });
+                         testing::type_param_name);
 
 class QuantizeRmse : public ::testing::TestWithParam<std::string> {};
 
@@ -109,7 +109,7 @@ TEST_P(QuantizeRmse, WithinFivePercentOfGgml) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFixtureTypes, QuantizeRmse, ::testing::ValuesIn(fixture_types()),
-                         [](const auto& info) { return info.param; });
+                         testing::type_param_name);
 
 const DType kAllTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ4_0, DType::kQ4_1,
                            DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kQ8_1, DType::kQ2_K,
@@ -227,6 +227,73 @@ TEST(QuantizeHelpers, RoundHalfAwayMatchesRoundf) {
   for (int i = 0; i < 100000; ++i) {
     const float v = dist(rng);
     ASSERT_EQ(round_half_away(v), static_cast<int>(std::round(v))) << v;
+  }
+}
+
+}  // namespace
+}  // namespace enclave::kernels
+
+namespace enclave::kernels {
+namespace {
+
+// 8 groups of n values with the awkward cases mixed in: constant, all zero, all positive,
+// one outlier, tiny, huge.
+std::vector<float> awkward_groups(int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(8 * n));
+  for (float& v : x) v = dist(rng);
+  for (int i = 0; i < n; ++i) {
+    x[1 * n + i] = 0.75f;                     // constant (flat)
+    x[2 * n + i] = 0.0f;                      // zero
+    x[3 * n + i] = std::fabs(x[3 * n + i]);   // min > 0
+    x[5 * n + i] *= 1e-6f;                    // tiny
+    x[6 * n + i] *= 500.0f;                   // huge
+    x[7 * n + i] = -std::fabs(x[7 * n + i]);  // all <= 0
+  }
+  x[4 * n + 3] = 40.0f;  // outlier
+  return x;
+}
+
+TEST(QuantizeFit, ScaleMinLanesMatchScalar) {
+  for (int n : {16, 32}) {
+    for (uint32_t seed = 0; seed < 20; ++seed) {
+      const std::vector<float> x = awkward_groups(n, seed);
+      std::vector<float> w(x.size());
+      for (size_t i = 0; i < x.size(); ++i) w[i] = std::fabs(x[i]) + (seed % 2 ? 0.1f : 0.0f);
+      for (bool abs_error : {false, true}) {
+        const int nmax = abs_error ? 3 : 15;
+        std::vector<uint8_t> lv(x.size()), ls(x.size());
+        float scales[8], neg_mins[8];
+        quant_detail::fit_scale_min_x8(n, nmax, x.data(), w.data(), lv.data(), scales, neg_mins,
+                                       -1.0f, 0.1f, 20, abs_error);
+        for (int g = 0; g < 8; ++g) {
+          float neg_min;
+          const float scale =
+              quant_detail::fit_scale_min(n, nmax, x.data() + g * n, w.data() + g * n,
+                                          ls.data() + g * n, &neg_min, -1.0f, 0.1f, 20, abs_error);
+          ASSERT_EQ(f32_bits(scales[g]), f32_bits(scale))
+              << "n " << n << " seed " << seed << " g " << g;
+          ASSERT_EQ(f32_bits(neg_mins[g]), f32_bits(neg_min)) << "seed " << seed << " g " << g;
+        }
+        ASSERT_EQ(lv, ls) << "seed " << seed;
+      }
+    }
+  }
+}
+
+TEST(QuantizeFit, SymmetricLanesMatchScalar) {
+  for (uint32_t seed = 0; seed < 40; ++seed) {
+    const std::vector<float> x = awkward_groups(16, seed);
+    std::vector<int8_t> lv(x.size()), ls(x.size());
+    float scales[8];
+    quant_detail::fit_symmetric_x8(16, 32, x.data(), lv.data(), scales);
+    for (int g = 0; g < 8; ++g) {
+      const float scale =
+          quant_detail::fit_symmetric(16, 32, x.data() + g * 16, ls.data() + g * 16);
+      ASSERT_EQ(f32_bits(scales[g]), f32_bits(scale)) << "seed " << seed << " g " << g;
+    }
+    ASSERT_EQ(lv, ls) << "seed " << seed;
   }
 }
 

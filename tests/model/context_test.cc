@@ -44,7 +44,8 @@ float max_abs_diff(const float* a, const float* b, size_t n) {
 const std::vector<int32_t> kPromptA = {1, 403, 407, 261, 378, 27, 291, 334, 261, 391, 364, 425};
 const std::vector<int32_t> kPromptB = {1, 329, 400, 27, 365, 317, 359, 363};
 const std::vector<int32_t> kPromptC = {1, 500, 12, 77, 300};
-const std::vector<int32_t> kPromptD = {1, 259, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 270, 271, 272, 273, 274, 275, 276, 277};
+const std::vector<int32_t> kPromptD = {1,   259, 260, 261, 262, 263, 264, 265, 266, 267,
+                                       268, 269, 270, 271, 272, 273, 274, 275, 276, 277};
 
 TEST(ContextErrors, PromptLongerThanContext) {
   auto m = load("llama-tiny-Q4_0.gguf");
@@ -73,7 +74,8 @@ TEST(ContextErrors, BadBatches) {
   std::vector<float> logits;
   EXPECT_EQ(ctx->decode(prompt_batch({1, 512}, 0), logits).error().code,
             ErrorCode::kInvalidArgument);  // token out of vocabulary
-  EXPECT_EQ(ctx->decode(prompt_batch({1, -1}, 0), logits).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ctx->decode(prompt_batch({1, -1}, 0), logits).error().code,
+            ErrorCode::kInvalidArgument);
   EXPECT_EQ(ctx->decode(prompt_batch({1, 2}, 2), logits).error().code,
             ErrorCode::kInvalidArgument);  // slot out of range
   EXPECT_EQ(ctx->decode(prompt_batch({1, 2}, 0, 3), logits).error().code,
@@ -129,8 +131,10 @@ TEST(Context, LongPromptBatchEqualsTokenByToken) {
 }
 
 // Generates `n` greedy tokens for each prompt, alone (one slot each, separate decode calls).
-std::vector<std::vector<int32_t>> generate_alone(Context& ctx, const std::vector<std::vector<int32_t>>& prompts,
-                                                 int n, std::vector<std::vector<float>>* first_logits) {
+std::vector<std::vector<int32_t>> generate_alone(Context& ctx,
+                                                 const std::vector<std::vector<int32_t>>& prompts,
+                                                 int n,
+                                                 std::vector<std::vector<float>>* first_logits) {
   const int32_t V = ctx.model().config().n_vocab;
   std::vector<std::vector<int32_t>> out;
   std::vector<float> logits;
@@ -151,8 +155,10 @@ std::vector<std::vector<int32_t>> generate_alone(Context& ctx, const std::vector
 
 // All prompts in one batch with their tokens interleaved round-robin, then one token per slot
 // per step: continuous batching.
-std::vector<std::vector<int32_t>> generate_batched(Context& ctx, const std::vector<std::vector<int32_t>>& prompts,
-                                                   int n, std::vector<std::vector<float>>* first_logits) {
+std::vector<std::vector<int32_t>> generate_batched(Context& ctx,
+                                                   const std::vector<std::vector<int32_t>>& prompts,
+                                                   int n,
+                                                   std::vector<std::vector<float>>* first_logits) {
   const int32_t V = ctx.model().config().n_vocab;
   const size_t S = prompts.size();
   Batch b;
@@ -163,7 +169,8 @@ std::vector<std::vector<int32_t>> generate_batched(Context& ctx, const std::vect
     for (size_t s = 0; s < S; ++s) {
       if (i >= prompts[s].size()) continue;
       const bool last = i + 1 == prompts[s].size();
-      if (last) row_of[s] = static_cast<size_t>(std::count(b.want_logits.begin(), b.want_logits.end(), 1));
+      if (last)
+        row_of[s] = static_cast<size_t>(std::count(b.want_logits.begin(), b.want_logits.end(), 1));
       b.add(prompts[s][i], static_cast<int32_t>(i), static_cast<int32_t>(s), last);
     }
   }
@@ -172,7 +179,8 @@ std::vector<std::vector<int32_t>> generate_batched(Context& ctx, const std::vect
   std::vector<std::vector<int32_t>> out(S);
   if (first_logits) {
     for (size_t s = 0; s < S; ++s) {
-      first_logits->emplace_back(logits.begin() + row_of[s] * V, logits.begin() + (row_of[s] + 1) * V);
+      first_logits->emplace_back(logits.begin() + row_of[s] * V,
+                                 logits.begin() + (row_of[s] + 1) * V);
     }
   }
   std::vector<int32_t> pos(S);
@@ -202,7 +210,8 @@ void check_batched_equals_alone(const char* model, KvType kv, float logit_tol) {
   const auto batched = generate_batched(*batch_ctx, prompts, 12, &lb);
   for (size_t s = 0; s < prompts.size(); ++s) {
     EXPECT_EQ(batched[s], alone[s]) << model << " sequence " << s;
-    EXPECT_LE(max_abs_diff(la[s].data(), lb[s].data(), la[s].size()), logit_tol) << model << " " << s;
+    EXPECT_LE(max_abs_diff(la[s].data(), lb[s].data(), la[s].size()), logit_tol)
+        << model << " " << s;
   }
 }
 
@@ -239,7 +248,8 @@ TEST(Slots, TruncateAndReuseEqualsFresh) {
   ASSERT_TRUE(ctx->decode(prompt_batch(ab, 0), l_reuse).is_ok());
   ctx->truncate_slot(0, static_cast<int32_t>(kPromptA.size()));
   EXPECT_EQ(ctx->slot_length(0), static_cast<int32_t>(kPromptA.size()));
-  ASSERT_TRUE(ctx->decode(prompt_batch(kPromptC, 0, static_cast<int32_t>(kPromptA.size())), l_reuse).is_ok());
+  ASSERT_TRUE(ctx->decode(prompt_batch(kPromptC, 0, static_cast<int32_t>(kPromptA.size())), l_reuse)
+                  .is_ok());
   ASSERT_TRUE(fresh->decode(prompt_batch(ac, 0), l_fresh).is_ok());
   EXPECT_LE(max_abs_diff(l_reuse.data(), l_fresh.data(), l_fresh.size()), 1e-3f);
   ctx->clear_slot(0);

@@ -19,10 +19,10 @@ using testing::load_ref;
 using testing::RefFile;
 
 enum class Tol {
-  kF32,        // F32 weights, F32 KV: max |d| <= 1e-3, every greedy token
-  kF32KvF16,   // F32 weights, F16 KV: max |d| <= 0.15, greedy tokens where margin > 0.2
-  kF16,        // F16 weights: max |d| <= 0.15, every greedy token
-  kQuant,      // quantized: rms(d)/sigma <= 0.06 and max |d| <= 0.25 sigma, every greedy token
+  kF32,       // F32 weights, F32 KV: max |d| <= 1e-3, every greedy token
+  kF32KvF16,  // F32 weights, F16 KV: max |d| <= 0.15, greedy tokens where margin > 0.2
+  kF16,       // F16 weights: max |d| <= 0.15, every greedy token
+  kQuant,     // quantized: rms(d)/sigma <= 0.06 and max |d| <= 0.25 sigma, every greedy token
 };
 
 struct GoldenCase {
@@ -40,7 +40,8 @@ std::string case_name(const ::testing::TestParamInfo<GoldenCase>& info) {
 }
 
 // Checks one logits vector; returns its max |d| (for the greedy-token rule below).
-float expect_close(const float* got, const std::vector<float>& ref, Tol tol, const std::string& what) {
+float expect_close(const float* got, const std::vector<float>& ref, Tol tol,
+                   const std::string& what) {
   const Diff d = testing::diff(got, ref);
   switch (tol) {
     case Tol::kF32:
@@ -109,8 +110,8 @@ TEST_P(GoldenTest, PromptLogitsAndGreedyContinuation) {
     for (size_t s = 0; s < p.greedy.size(); ++s) {
       if (must_match(gc.tol, p.margins[s], max_seen)) {
         ++checked;
-        EXPECT_EQ(argmax(logits.data(), V), p.greedy[s]) << where << " greedy step " << s
-                                                         << " margin " << p.margins[s];
+        EXPECT_EQ(argmax(logits.data(), V), p.greedy[s])
+            << where << " greedy step " << s << " margin " << p.margins[s];
       }
       if (s + 1 == p.greedy.size()) break;
       b.clear();

@@ -1,14 +1,15 @@
 // Model::load: configs of the fixtures and clear errors for broken or unsupported files.
+#include "model/model.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <span>
 #include <string>
-#include <unistd.h>
 
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
-#include "model/model.h"
 #include "ref_data.h"
 
 namespace enclave::model {

@@ -18,12 +18,14 @@ std::string fixture_path(const std::string& name) {
 namespace {
 std::vector<int32_t> ints(const json::value& v) {
   std::vector<int32_t> out;
-  for (const json::value& x : v.as_array()) out.push_back(static_cast<int32_t>(x.to_number<int64_t>()));
+  for (const json::value& x : v.as_array())
+    out.push_back(static_cast<int32_t>(x.to_number<int64_t>()));
   return out;
 }
 std::vector<float> floats(const json::value& v) {
   std::vector<float> out;
-  for (const json::value& x : v.as_array()) out.push_back(static_cast<float>(x.to_number<double>()));
+  for (const json::value& x : v.as_array())
+    out.push_back(static_cast<float>(x.to_number<double>()));
   return out;
 }
 }  // namespace

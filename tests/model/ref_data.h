@@ -30,7 +30,7 @@ struct RefFile {
 };
 
 std::string fixture_path(const std::string& name);  // fixtures/models/<name>
-RefFile load_ref(const std::string& ref_name);        // aborts the test on parse errors
+RefFile load_ref(const std::string& ref_name);      // aborts the test on parse errors
 
 struct Diff {
   float max_abs = 0.0f;

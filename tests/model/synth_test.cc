@@ -1,18 +1,21 @@
 // enclave synth: shapes, metadata, type plans, determinism, loadability.
+#include "model/synth.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <unistd.h>
 
 #include "core/fp16.h"
 #include "gguf/gguf_file.h"
 #include "model/chat_templates.h"
 #include "model/model.h"
-#include "model/synth.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace enclave::model {
 namespace {
@@ -24,13 +27,45 @@ std::string vocab(const char* name) {
 class SynthTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("enclave_synth_test_" + std::to_string(::getpid()));
+    dir_ = std::filesystem::temp_directory_path() /
+           ("enclave_synth_test_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string path(const char* name) { return (dir_ / name).string(); }
   std::filesystem::path dir_;
 };
+
+// With no vocabulary file the demo model carries a built-in byte-level vocabulary that the
+// tokenizer and the R1 chat template accept, and that round-trips any UTF-8 text.
+TEST_F(SynthTest, BuiltinByteVocabularyWorksWithTokenizerAndTemplate) {
+  SynthOptions o;
+  o.preset = "demo-tiny";
+  o.type_name = "Q8_0";
+  o.out_path = path("builtin.gguf");
+  auto report = synthesize(o);
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->n_vocab, 265);
+  auto file = gguf::GgufFile::open(o.out_path);
+  ASSERT_TRUE(file) << file.error().message;
+  auto tok = tokenizer::Tokenizer::from_gguf(*file);
+  ASSERT_TRUE(tok) << tok.error().message;
+  const std::string text = "Hello, 世界! <think>x</think>";
+  const std::vector<int32_t> ids = tok->encode(text, /*add_bos=*/false, /*parse_special=*/true);
+  EXPECT_EQ(tok->decode(ids), text);
+  EXPECT_TRUE(tok->is_eog(tok->eos_id()));
+  auto tmpl = tokenizer::ChatTemplate::from_gguf(*file);
+  ASSERT_TRUE(tmpl) << tmpl.error().message;
+  std::vector<tokenizer::ChatMessage> msgs(1);
+  msgs[0].role = "user";
+  msgs[0].content = "hi";
+  auto prompt = tmpl->render(msgs, true);
+  ASSERT_TRUE(prompt) << prompt.error().message;
+  const std::vector<int32_t> pids = tok->encode(*prompt, false, true);
+  EXPECT_EQ(tok->decode(pids), *prompt);
+  auto model = Model::load(o.out_path);
+  ASSERT_TRUE(model) << model.error().message;
+}
 
 TEST_F(SynthTest, DemoTinyLoadsAndDecodes) {
   SynthOptions o;
@@ -57,10 +92,11 @@ TEST_F(SynthTest, DemoTinyLoadsAndDecodes) {
   EXPECT_NE((**f.get_string("general.name")).find("(random weights, demo)"), std::string::npos);
   EXPECT_EQ(**f.get_string("tokenizer.ggml.model"), "gpt2");
   EXPECT_EQ(**f.get_uint("general.file_type"), 15u);
-  // Rows of 256 take K-quants; output.weight is Q6_K; attn_v of layer 0 is a "more bits" layer.
+  // Rows of 256 take K-quants; output.weight is Q6_K; use_more_bits(i, 2) holds for layer 1 only.
   EXPECT_EQ(f.tensor("output.weight")->type, DType::kQ6_K);
   EXPECT_EQ(f.tensor("blk.0.attn_q.weight")->type, DType::kQ4_K);
-  EXPECT_EQ(f.tensor("blk.0.attn_v.weight")->type, DType::kQ6_K);
+  EXPECT_EQ(f.tensor("blk.0.attn_v.weight")->type, DType::kQ4_K);
+  EXPECT_EQ(f.tensor("blk.1.attn_v.weight")->type, DType::kQ6_K);
   EXPECT_EQ(f.tensor("blk.0.attn_norm.weight")->type, DType::kF32);
   // ffn_down has rows of 768 = 3 * 256: K-quant possible.
   EXPECT_EQ(f.tensor("blk.1.ffn_down.weight")->type, DType::kQ6_K);

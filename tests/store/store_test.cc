@@ -320,5 +320,32 @@ TEST_F(StoreTest, UsageRecords) {
   EXPECT_EQ(store_->usage("acme", kT0 + 1)->size(), 1u);
 }
 
+TEST_F(StoreTest, EverySyncPolicyPersistsAcrossReopen) {
+  for (SyncPolicy policy : {SyncPolicy::kAlways, SyncPolicy::kBatch, SyncPolicy::kNever}) {
+    fs::path db = dir_ / ("policy" + std::to_string(static_cast<int>(policy)) + ".db");
+    {
+      StoreOptions opt;
+      opt.db_path = db;
+      opt.sync = policy;
+      opt.batch_interval_ms = 2;
+      auto s = Store::open(opt, *keys_);
+      ASSERT_TRUE(s) << s.error().message;
+      for (int i = 0; i < 20; ++i) {
+        ASSERT_TRUE((*s)->record_usage({.tenant = "t",
+                                        .api_key_name = "k",
+                                        .request_id = std::to_string(i),
+                                        .backend = "local",
+                                        .model = "m",
+                                        .model_version = "v"}));
+      }
+    }
+    StoreOptions opt;
+    opt.db_path = db;
+    auto s = Store::open(opt, *keys_);
+    ASSERT_TRUE(s);
+    EXPECT_EQ((*s)->usage("t")->size(), 20u);
+  }
+}
+
 }  // namespace
 }  // namespace enclave::store

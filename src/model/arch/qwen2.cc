@@ -11,11 +11,10 @@ ArchSpec make_qwen2() {
   s.name = "qwen2";
   s.layer = dense_block_names();
   auto mark = [&s](LayerTensor t, Presence p) { s.layer[static_cast<int>(t)].presence = p; };
-  for (LayerTensor t :
-       {LayerTensor::kAttnNorm, LayerTensor::kAttnQ, LayerTensor::kAttnK, LayerTensor::kAttnV,
-        LayerTensor::kAttnOutput, LayerTensor::kAttnQBias, LayerTensor::kAttnKBias,
-        LayerTensor::kAttnVBias, LayerTensor::kFfnNorm, LayerTensor::kFfnGate,
-        LayerTensor::kFfnUp, LayerTensor::kFfnDown}) {
+  for (LayerTensor t : {LayerTensor::kAttnNorm, LayerTensor::kAttnQ, LayerTensor::kAttnK,
+                        LayerTensor::kAttnV, LayerTensor::kAttnOutput, LayerTensor::kAttnQBias,
+                        LayerTensor::kAttnKBias, LayerTensor::kAttnVBias, LayerTensor::kFfnNorm,
+                        LayerTensor::kFfnGate, LayerTensor::kFfnUp, LayerTensor::kFfnDown}) {
     mark(t, Presence::kRequired);
   }
   s.rope_type = RopeType::kNeox;

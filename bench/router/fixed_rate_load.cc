@@ -1,0 +1,252 @@
+// Open-loop fixed-rate HTTP/1.1 load generator (wrk2 is not in Debian). Requests are scheduled
+// at exact intervals; latency is measured from the *scheduled* send time, so a stalled server
+// cannot hide queueing (no coordinated omission). One thread, Asio, keep-alive connections.
+//
+//   fixed_rate_load --port 8080 --path /v1/chat/completions --rate 1000 --duration 10
+//                   [--connections 64] [--warmup 2] [--body-file req.json] [--header 'K: V']...
+// Prints one line: rate, requests, errors, p50/p90/p99/p999/max latency in microseconds.
+#include <algorithm>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string host = "127.0.0.1";
+  std::string port = "8080";
+  std::string path = "/v1/chat/completions";
+  double rate = 1000;
+  double duration_s = 10;
+  double warmup_s = 2;
+  int connections = 64;
+  std::string body = R"({"model":"deepseek-chat","messages":[{"role":"user","content":"hi"}]})";
+  std::vector<std::string> headers;
+};
+
+struct Stats {
+  std::vector<int64_t> latencies_us;
+  int64_t errors = 0;
+  int64_t non_200 = 0;
+};
+
+class Load;
+
+class Conn : public std::enable_shared_from_this<Conn> {
+ public:
+  Conn(Load& load, net::io_context& ioc) : load_(load), stream_(ioc) {}
+  void send(Clock::time_point scheduled);
+  bool busy() const { return busy_; }
+
+ private:
+  void on_done(bool ok, int status);
+  Load& load_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  http::response<http::string_body> res_;
+  Clock::time_point scheduled_;
+  bool connected_ = false;
+  bool busy_ = false;
+};
+
+class Load {
+ public:
+  Load(Options o, net::io_context& ioc) : o_(std::move(o)), ioc_(ioc), timer_(ioc) {
+    std::ostringstream req;
+    req << "POST " << o_.path << " HTTP/1.1\r\nHost: " << o_.host << ":" << o_.port
+        << "\r\nContent-Type: application/json\r\nContent-Length: " << o_.body.size()
+        << "\r\nConnection: keep-alive\r\n";
+    for (const auto& h : o_.headers) req << h << "\r\n";
+    req << "\r\n" << o_.body;
+    request_ = req.str();
+    tcp::resolver r(ioc);
+    endpoints_ = r.resolve(o_.host, o_.port);
+  }
+
+  void run() {
+    start_ = Clock::now();
+    next_ = start_;
+    interval_ = std::chrono::nanoseconds(static_cast<int64_t>(1e9 / o_.rate));
+    end_ = start_ + std::chrono::nanoseconds(static_cast<int64_t>(o_.duration_s * 1e9));
+    measure_from_ = start_ + std::chrono::nanoseconds(static_cast<int64_t>(o_.warmup_s * 1e9));
+    tick();
+    ioc_.run();
+  }
+
+  void tick() {
+    auto now = Clock::now();
+    while (next_ <= now && next_ < end_) {
+      queue_.push_back(next_);
+      next_ += interval_;
+    }
+    dispatch();
+    if (next_ < end_) {
+      timer_.expires_at(next_);
+      timer_.async_wait([this](beast::error_code) { tick(); });
+    } else {
+      finished_scheduling_ = true;
+      maybe_stop();
+    }
+  }
+
+  void dispatch() {
+    while (!queue_.empty()) {
+      std::shared_ptr<Conn> c;
+      for (auto& x : conns_) {
+        if (!x->busy()) {
+          c = x;
+          break;
+        }
+      }
+      if (!c) {
+        if (static_cast<int>(conns_.size()) >= o_.connections) return;  // wait for one
+        c = std::make_shared<Conn>(*this, ioc_);
+        conns_.push_back(c);
+      }
+      Clock::time_point t = queue_.front();
+      queue_.pop_front();
+      c->send(t);
+    }
+  }
+
+  void record(Clock::time_point scheduled, bool ok, int status) {
+    auto now = Clock::now();
+    if (scheduled >= measure_from_) {
+      if (!ok) {
+        ++stats_.errors;
+      } else {
+        if (status != 200) ++stats_.non_200;
+        stats_.latencies_us.push_back(
+            std::chrono::duration_cast<std::chrono::microseconds>(now - scheduled).count());
+      }
+    }
+    dispatch();
+    maybe_stop();
+  }
+
+  void maybe_stop() {
+    if (!finished_scheduling_ || !queue_.empty()) return;
+    for (auto& c : conns_) {
+      if (c->busy()) return;
+    }
+    ioc_.stop();
+  }
+
+  const std::string& request() const { return request_; }
+  const tcp::resolver::results_type& endpoints() const { return endpoints_; }
+  Stats& stats() { return stats_; }
+  const Options& options() const { return o_; }
+
+ private:
+  Options o_;
+  net::io_context& ioc_;
+  net::steady_timer timer_;
+  std::string request_;
+  tcp::resolver::results_type endpoints_;
+  std::vector<std::shared_ptr<Conn>> conns_;
+  std::deque<Clock::time_point> queue_;
+  Clock::time_point start_, next_, end_, measure_from_;
+  Clock::duration interval_{};
+  bool finished_scheduling_ = false;
+  Stats stats_;
+};
+
+void Conn::send(Clock::time_point scheduled) {
+  busy_ = true;
+  scheduled_ = scheduled;
+  auto self = shared_from_this();
+  auto write = [self] {
+    net::async_write(self->stream_.socket(), net::buffer(self->load_.request()),
+                     [self](beast::error_code ec, size_t) {
+                       if (ec) return self->on_done(false, 0);
+                       self->res_ = {};
+                       http::async_read(self->stream_, self->buffer_, self->res_,
+                                        [self](beast::error_code ec2, size_t) {
+                                          if (ec2) return self->on_done(false, 0);
+                                          self->on_done(true, self->res_.result_int());
+                                        });
+                     });
+  };
+  if (connected_) return write();
+  stream_.async_connect(load_.endpoints(), [self, write](beast::error_code ec, auto) {
+    if (ec) return self->on_done(false, 0);
+    self->connected_ = true;
+    beast::error_code ignore;
+    self->stream_.socket().set_option(tcp::no_delay(true), ignore);
+    write();
+  });
+}
+
+void Conn::on_done(bool ok, int status) {
+  busy_ = false;
+  if (!ok || !res_.keep_alive()) {
+    beast::error_code ignore;
+    stream_.socket().close(ignore);
+    connected_ = false;
+    buffer_.clear();
+  }
+  load_.record(scheduled_, ok, status);
+}
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--host")
+      o.host = v;
+    else if (k == "--port")
+      o.port = v;
+    else if (k == "--path")
+      o.path = v;
+    else if (k == "--rate")
+      o.rate = std::stod(v);
+    else if (k == "--duration")
+      o.duration_s = std::stod(v);
+    else if (k == "--warmup")
+      o.warmup_s = std::stod(v);
+    else if (k == "--connections")
+      o.connections = std::stoi(v);
+    else if (k == "--header")
+      o.headers.push_back(v);
+    else if (k == "--body-file") {
+      std::ifstream in(v);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      o.body = ss.str();
+    } else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  net::io_context ioc(1);
+  Load load(o, ioc);
+  load.run();
+  auto& lat = load.stats().latencies_us;
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) -> int64_t {
+    if (lat.empty()) return -1;
+    size_t idx = std::min(lat.size() - 1, static_cast<size_t>(p * (lat.size() - 1) + 0.5));
+    return lat[idx];
+  };
+  std::printf(
+      "rate=%.0f/s measured=%zu errors=%lld non200=%lld p50_us=%lld p90_us=%lld p99_us=%lld "
+      "p999_us=%lld max_us=%lld\n",
+      o.rate, lat.size(), static_cast<long long>(load.stats().errors),
+      static_cast<long long>(load.stats().non_200), static_cast<long long>(pct(0.5)),
+      static_cast<long long>(pct(0.9)), static_cast<long long>(pct(0.99)),
+      static_cast<long long>(pct(0.999)), static_cast<long long>(lat.empty() ? -1 : lat.back()));
+  return 0;
+}

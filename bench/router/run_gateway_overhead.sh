@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Gateway overhead: p50/p99 latency of a canned completion served by nginx (1) directly, (2)
+# through nginx proxy_pass, (3) through `enclave serve` with the routing gateway (scanner on,
+# default policy -> cloud = that nginx), each at fixed rates, in the same run.
+#   RATES="1000 5000" bench/router/run_gateway_overhead.sh [BUILD_DIR] [DURATION_S]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-$ROOT/build-router}
+DUR=${2:-10}
+read -r -a RATES <<<"${RATES:-1000 5000}"
+LOAD=$BUILD/bench/router/fixed_rate_load
+ENCLAVE=$BUILD/src/cli/enclave
+MODEL=${MODEL:-$ROOT/../shared/fixtures/models/llama-tiny-F32.gguf}
+WORK=$(mktemp -d)
+P_UP=18081 P_PROXY=18082 P_GW=18083
+cleanup() {
+  [[ -n ${NGINX_PID:-} ]] && kill "$NGINX_PID" 2>/dev/null || true
+  [[ -n ${GW_PID:-} ]] && kill "$GW_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ANSWER='{"id":"chatcmpl-static","object":"chat.completion","created":1700000000,"model":"deepseek-chat","choices":[{"index":0,"message":{"role":"assistant","content":"Paris is the capital of France."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}}'
+mkdir -p "$WORK/logs"
+cat >"$WORK/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/logs/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/body;
+  proxy_temp_path $WORK/proxy;
+  keepalive_requests 1000000;
+  upstream canned { server 127.0.0.1:$P_UP; keepalive 64; }
+  server {
+    listen 127.0.0.1:$P_UP;
+    location / { default_type application/json; return 200 '$ANSWER'; }
+  }
+  server {
+    listen 127.0.0.1:$P_PROXY;
+    location / { proxy_pass http://canned; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+nginx -c "$WORK/nginx.conf" -e "$WORK/logs/error.log" &
+NGINX_PID=$!
+
+cat >"$WORK/gateway.yaml" <<CONF
+backends:
+  - {name: local, type: local}
+  - {name: cloud, preset: deepseek, base_url: "http://127.0.0.1:$P_UP", api_key: sk-bench-0000000000000000000000}
+CONF
+KEY=sk-enclave-bench-key-000000000000000000
+ENCLAVE_API_KEY=$KEY "$ENCLAVE" serve --model "$MODEL" --port $P_GW --data-dir "$WORK/data" \
+  --gateway "$WORK/gateway.yaml" --threads 1 --io-threads 1 >"$WORK/logs/serve.log" 2>&1 &
+GW_PID=$!
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$P_GW/health" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$P_UP/" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+BODY=$WORK/body.json
+echo '{"model":"deepseek-chat","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"What is the capital of France? Answer in one short sentence please."}],"max_tokens":32}' >"$BODY"
+echo "check: $(curl -s -D - -o /dev/null -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' --data @"$BODY" http://127.0.0.1:$P_GW/v1/chat/completions | grep -i '^x-enclave' | tr -d '\r' | tr '\n' ' ')"
+
+for rate in "${RATES[@]}"; do
+  for target in "direct:$P_UP" "nginx-proxy:$P_PROXY" "enclave-gateway:$P_GW"; do
+    name=${target%%:*} port=${target##*:}
+    printf '%-16s ' "$name"
+    "$LOAD" --port "$port" --rate "$rate" --duration "$DUR" --warmup 2 \
+      --connections 64 --body-file "$BODY" --header "Authorization: Bearer $KEY"
+  done
+done
