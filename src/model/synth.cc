@@ -276,10 +276,10 @@ std::vector<std::pair<std::string, gguf::MetaValue>> builtin_byte_vocab() {
     types.push_back(t);
   }
   const std::pair<const char*, int64_t> specials[] = {
-      {"<\xef\xbd\x9cbegin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", 3},
-      {"<\xef\xbd\x9cend\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", 3},
-      {"<\xef\xbd\x9cUser\xef\xbd\x9c>", 3},
-      {"<\xef\xbd\x9cAssistant\xef\xbd\x9c>", 3},
+      {"<｜begin▁of▁sentence｜>", 3},
+      {"<｜end▁of▁sentence｜>", 3},
+      {"<｜User｜>", 3},
+      {"<｜Assistant｜>", 3},
       {"<|im_start|>", 3},
       {"<|im_end|>", 3},
       {"<|endoftext|>", 3},

@@ -314,6 +314,7 @@ void handle_chat(Services& services, const ExchangePtr& ex) {
   ex->note({.model = r.model});
   Result<std::shared_ptr<Backend>> backend = resolve_model(services, r.model);
   if (!backend) return respond_error(ex, api::map_error(backend.error(), "model"));
+  ex->note({.model = (*backend)->model_id()});  // the model that serves it, not the alias
   Result<PreparedPrompt> prompt = (*backend)->prepare_chat(r.messages);
   if (!prompt) return respond_error(ex, api::map_error(prompt.error(), "messages", req.request_id));
   engine::GenerationRequest greq;
@@ -337,6 +338,7 @@ void handle_completion(Services& services, const ExchangePtr& ex) {
   ex->note({.model = r.model});
   Result<std::shared_ptr<Backend>> backend = resolve_model(services, r.model);
   if (!backend) return respond_error(ex, api::map_error(backend.error(), "model"));
+  ex->note({.model = (*backend)->model_id()});  // the model that serves it, not the alias
   std::vector<int32_t> tokens;
   if (r.prompt_is_tokens) {
     int32_t n_vocab = (*backend)->info().n_vocab;

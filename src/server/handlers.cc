@@ -31,6 +31,7 @@ void handle_embeddings(Services& services, const ExchangePtr& ex) {
   ex->note({.model = parsed->model});
   Result<std::shared_ptr<Backend>> backend = resolve_model(services, parsed->model);
   if (!backend) return respond_error(ex, api::map_error(backend.error(), "model"));
+  ex->note({.model = (*backend)->model_id()});
   auto req = std::make_shared<api::EmbeddingRequest>(std::move(*parsed));
   std::shared_ptr<Backend> b = *backend;
   services.run_blocking([&services, ex, req, b] {

@@ -289,7 +289,9 @@ TEST(KvCache, Q8CacheWithinQuantizedTolerance) {
     ASSERT_TRUE(ctx->decode(prompt_batch(p.tokens, 0), logits).is_ok());
     const auto d = testing::diff(logits.data(), p.logits);
     EXPECT_LE(d.rms / d.ref_std, 0.06f);
-    if (p.margins[0] > 2.0f * d.max_abs) EXPECT_EQ(argmax(logits.data(), 512), p.greedy[0]);
+    if (p.margins[0] > 2.0f * d.max_abs) {
+      EXPECT_EQ(argmax(logits.data(), 512), p.greedy[0]);
+    }
   }
 }
 

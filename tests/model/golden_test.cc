@@ -73,7 +73,10 @@ bool must_match(Tol tol, float margin, float max_seen) {
     case Tol::kF32KvF16:
       return margin > std::max(0.2f, 2.0f * max_seen);
     case Tol::kQuant:
-      return margin > 2.0f * max_seen;
+      // max_seen only covers the vectors with references (prompt + 4 steps); later steps can
+      // meet an activation that rounds the other way (0.2-2 logits, fixture README), so margins
+      // below 1.0 are not comparable.
+      return margin > std::max(1.0f, 2.0f * max_seen);
   }
   return true;
 }

@@ -15,6 +15,7 @@
 #include "audit/verify.h"
 #include "crypto/keystore.h"
 #include "fake_backend.h"
+#include "router/gateway.h"
 #include "server/server.h"
 #include "store/store.h"
 #include "test_client.h"
@@ -118,6 +119,35 @@ class AuditWiringTest : public ::testing::Test {
       return std::string(R"({"object":"tenant.erased","tenant":")") + tenant +
              R"(","usage_deleted":)" + std::to_string(r.usage_deleted) + "}";
     };
+  }
+
+  // With `gateway`: the routing gateway (local backend only, default policies) in front of the
+  // handlers, its facts completing the audit records as `enclave serve` wires them.
+  void launch(bool gateway) {
+    if (gateway) {
+      auto cfg = router::gateway_config_from_env(
+          [](const char*) -> std::optional<std::string> { return std::nullopt; });
+      ASSERT_TRUE(cfg) << cfg.error().message;
+      cfg->key_tenants["chat"] = "acme";
+      router::GatewayOptions o;
+      o.start_health_checks = false;
+      std::shared_ptr<RequestAuditor> auditor = server_->services().auditor;
+      o.on_facts = [auditor](const router::RouteFacts& f) {
+        RouteNote n;
+        n.tenant = f.tenant;
+        n.model = f.model;
+        n.backend = f.backend;
+        n.route = f.backend_kind == "local" ? "local" : f.backend;
+        n.policy = f.policy;
+        n.sensitivity.insert(f.categories.begin(), f.categories.end());
+        n.outcome = f.outcome;
+        auditor->route_facts(f.request_id, std::move(n));
+      };
+      auto g = router::Gateway::create(std::move(*cfg), server_->services(), o);
+      ASSERT_TRUE(g) << g.error().message;
+      gateway_ = std::move(*g);
+      gateway_->install();
+    }
     ASSERT_TRUE(server_->start().is_ok());
     backend_ = std::make_shared<FakeBackend>(FakeBackend::Options{});
     server_->set_backend(backend_);
@@ -125,6 +155,7 @@ class AuditWiringTest : public ::testing::Test {
 
   void TearDown() override {
     if (server_) server_->shutdown(std::chrono::milliseconds(2000));
+    gateway_.reset();
     server_.reset();
     backend_.reset();
     db_.reset();
@@ -162,12 +193,14 @@ class AuditWiringTest : public ::testing::Test {
   std::unique_ptr<audit::AuditLog> log_;
   std::unique_ptr<store::Store> db_;
   std::unique_ptr<Server> server_;
+  std::unique_ptr<router::Gateway> gateway_;
   std::shared_ptr<FakeBackend> backend_;
   std::atomic<bool> fail_appends_{false};
   std::atomic<int> usage_rows_{0};
 };
 
 TEST_F(AuditWiringTest, OneEntryPerRequestBeforeTheResponseAndNoContent) {
+  launch(false);
   std::string msg = std::string(R"([{"role":"user","content":")") + kCanary + R"("}])";
   struct Case {
     std::string path, body, key, model;
@@ -182,7 +215,7 @@ TEST_F(AuditWiringTest, OneEntryPerRequestBeforeTheResponseAndNoContent) {
        "fake-model", 200, true},
       {"/completions",
        std::string(R"({"model":"fake-alias","max_tokens":2,"prompt":")") + kCanary + "\"}",
-       kChatKey, "fake-alias", 200, false},
+       kChatKey, "fake-model", 200, false},  // the alias is recorded as the serving model
       {"/v1/embeddings", std::string(R"({"model":"fake-model","input":")") + kCanary + "\"}",
        kEmbedKey, "fake-model", 200, false},
       {"/v1/chat/completions", R"({"model":"no-such-model","messages":)" + msg + "}", kChatKey,
@@ -256,6 +289,7 @@ TEST_F(AuditWiringTest, OneEntryPerRequestBeforeTheResponseAndNoContent) {
 }
 
 TEST_F(AuditWiringTest, FailsClosedWhenTheAuditAppendFails) {
+  launch(false);
   fail_appends_ = true;
   std::string body =
       R"({"model":"fake-model","max_tokens":2,"messages":[{"role":"user","content":"hi"}]})";
@@ -281,6 +315,7 @@ TEST_F(AuditWiringTest, FailsClosedWhenTheAuditAppendFails) {
 }
 
 TEST_F(AuditWiringTest, AdminEraseTenantRoute) {
+  launch(false);
   std::string body =
       R"({"model":"fake-model","max_tokens":2,"messages":[{"role":"user","content":"hi"}]})";
   ASSERT_EQ(call("POST", "/v1/chat/completions", body, kChatKey).status, 200);
@@ -314,6 +349,50 @@ TEST_F(AuditWiringTest, AdminEraseTenantRoute) {
     }
   }
   EXPECT_TRUE(erased_entry);
+  auto audit_key = keys_->system_key(crypto::SystemKey::kAudit);
+  ASSERT_TRUE(audit_key);
+  auto report = audit::verify_audit_files(audit::list_audit_files(dir_ / "audit"), &*audit_key);
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->clean());
+}
+
+TEST_F(AuditWiringTest, GatewayFactsCompleteTheRecord) {
+  launch(true);
+  const std::string email = "zhang.san@example.com";
+  std::string chat = std::string(R"({"model":"fake-model","max_tokens":2,"messages":[)") +
+                     R"({"role":"user","content":"mail )" + email + " " + kCanary + R"("}]})";
+  std::string stream = chat;
+  stream.insert(1, R"("stream":true,)");
+  for (const std::string& body : {chat, stream}) {
+    Reply r = call("POST", "/v1/chat/completions", body, kChatKey);
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  Reply bad = call("POST", "/v1/chat/completions", R"({"model":"fake-model"})", kChatKey);
+  EXPECT_EQ(bad.status, 400);
+  std::vector<json::object> got = requests();
+  ASSERT_EQ(got.size(), 3u);
+  for (size_t i = 0; i < 2; ++i) {
+    const json::object& e = got[i];
+    EXPECT_EQ(e.at("tenant").as_string(), "acme");
+    EXPECT_EQ(e.at("route").as_string(), "local");
+    EXPECT_FALSE(e.at("policy").as_string().empty());
+    EXPECT_EQ(e.at("outcome").as_string(), "ok");
+    EXPECT_EQ(e.at("http_status").as_int64(), 200);
+    EXPECT_GT(e.at("completion_tokens").as_int64(), 0);
+    const json::object& sens = e.at("sensitivity").as_object();
+    ASSERT_TRUE(sens.contains("email")) << json::serialize(e);
+    EXPECT_EQ(sens.at("email").as_int64(), 1);
+  }
+  EXPECT_EQ(got[2].at("outcome").as_string(), "client_error");
+  EXPECT_EQ(got[2].at("http_status").as_int64(), 400);
+
+  ASSERT_TRUE(db_->checkpoint().is_ok());
+  for (const auto& ent : fs::recursive_directory_iterator(dir_)) {
+    if (!ent.is_regular_file()) continue;
+    std::string data = slurp(ent.path());
+    EXPECT_EQ(data.find(kCanary), std::string::npos) << ent.path();
+    EXPECT_EQ(data.find(email), std::string::npos) << ent.path();
+  }
   auto audit_key = keys_->system_key(crypto::SystemKey::kAudit);
   ASSERT_TRUE(audit_key);
   auto report = audit::verify_audit_files(audit::list_audit_files(dir_ / "audit"), &*audit_key);
