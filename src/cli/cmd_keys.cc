@@ -9,6 +9,7 @@
 
 #include "audit/audit_log.h"
 #include "cli/commands.h"
+#include "cli/data_protection_access.h"
 #include "crypto/kdf.h"
 #include "crypto/keystore.h"
 #include "crypto/passphrase.h"
@@ -25,16 +26,6 @@ struct KeysArgs {
   std::string tenant;
 };
 
-int fail(const Error& e) {
-  std::fprintf(stderr, "error: %s\n", e.message.c_str());
-  return e.code == ErrorCode::kInvalidArgument ? 2 : 1;
-}
-
-std::string actor() {
-  const char* user = std::getenv("USER");
-  return std::string("cli:") + (user && *user ? user : "unknown");
-}
-
 int run_init(const KeysArgs& a) {
   fs::path dir = fs::path(a.data_dir) / "keys";
   auto source = crypto::master_key_source_interactive(/*confirm=*/true);
@@ -49,7 +40,7 @@ int run_init(const KeysArgs& a) {
   if (!log) return fail(log.error());
   bool raw = source->kind == crypto::MasterKeySource::Kind::kRawKey;
   auto seq = (*log)->append_admin({"keystore_initialised",
-                                   actor(),
+                                   cli_actor(),
                                    "",
                                    {{"kdf", raw ? "raw-key" : crypto::kdf_name(kdf->kind)},
                                     {"master_fingerprint", (*ks)->master_fingerprint()}}});
@@ -85,7 +76,7 @@ int run_rotate(const KeysArgs& a) {
   if (!log) return fail(log.error());
   auto seq = (*log)->append_admin(
       {"master_key_rotated",
-       actor(),
+       cli_actor(),
        "",
        {{"old_fingerprint", old_fp}, {"new_fingerprint", (*ks)->master_fingerprint()}}});
   if (!seq) return fail(seq.error());
@@ -94,34 +85,8 @@ int run_rotate(const KeysArgs& a) {
   return 0;
 }
 
-// Opens key store, audit log and database, with store admin events going to the audit log.
-struct Opened {
-  std::unique_ptr<crypto::KeyStore> keys;
-  std::unique_ptr<audit::AuditLog> log;
-  std::unique_ptr<store::Store> db;
-};
-
-Result<Opened> open_all(const std::string& data_dir) {
-  Opened o;
-  ENCLAVE_ASSIGN_OR_RETURN(crypto::MasterKeySource src,
-                           crypto::master_key_source_interactive(false));
-  ENCLAVE_ASSIGN_OR_RETURN(o.keys, crypto::KeyStore::open(fs::path(data_dir) / "keys", src));
-  ENCLAVE_ASSIGN_OR_RETURN(o.log,
-                           audit::open_audit_log({.dir = fs::path(data_dir) / "audit"}, *o.keys));
-  ENCLAVE_ASSIGN_OR_RETURN(
-      o.db, store::Store::open({.db_path = fs::path(data_dir) / "enclave.db"}, *o.keys));
-  audit::AuditLog* log = o.log.get();
-  std::string who = actor();
-  o.db->set_event_sink([log, who](const store::AdminEvent& e) -> Status {
-    auto seq = log->append_admin({e.action, who, e.tenant, e.fields});
-    if (!seq) return seq.error();
-    return Status::ok();
-  });
-  return o;
-}
-
 int run_api_create(const KeysArgs& a) {
-  auto o = open_all(a.data_dir);
+  auto o = open_data_protection(a.data_dir);
   if (!o) return fail(o.error());
   auto created = o->db->create_api_key(a.name, a.tenant);
   if (!created) return fail(created.error());
@@ -133,7 +98,7 @@ int run_api_create(const KeysArgs& a) {
 }
 
 int run_api_list(const KeysArgs& a) {
-  auto o = open_all(a.data_dir);
+  auto o = open_data_protection(a.data_dir);
   if (!o) return fail(o.error());
   auto keys = o->db->list_api_keys();
   if (!keys) return fail(keys.error());
@@ -145,7 +110,7 @@ int run_api_list(const KeysArgs& a) {
 }
 
 int run_api_revoke(const KeysArgs& a) {
-  auto o = open_all(a.data_dir);
+  auto o = open_data_protection(a.data_dir);
   if (!o) return fail(o.error());
   if (auto st = o->db->revoke_api_key(a.name); !st) return fail(st.error());
   std::printf("API key '%s' revoked\n", a.name.c_str());

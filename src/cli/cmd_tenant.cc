@@ -8,6 +8,7 @@
 
 #include "audit/audit_log.h"
 #include "cli/commands.h"
+#include "cli/data_protection_access.h"
 #include "crypto/keystore.h"
 #include "crypto/passphrase.h"
 #include "store/store.h"
@@ -23,44 +24,8 @@ struct TenantArgs {
   uint32_t retention_days = 0;
 };
 
-int fail(const Error& e) {
-  std::fprintf(stderr, "error: %s\n", e.message.c_str());
-  return e.code == ErrorCode::kInvalidArgument ? 2 : 1;
-}
-
-std::string actor() {
-  const char* user = std::getenv("USER");
-  return std::string("cli:") + (user && *user ? user : "unknown");
-}
-
-struct Opened {
-  std::unique_ptr<crypto::KeyStore> keys;
-  std::unique_ptr<audit::AuditLog> log;
-  std::unique_ptr<store::Store> db;
-};
-
-// Key store + audit log + database, with the store's admin events appended to the audit log.
-Result<Opened> open_all(const std::string& data_dir) {
-  Opened o;
-  ENCLAVE_ASSIGN_OR_RETURN(crypto::MasterKeySource src,
-                           crypto::master_key_source_interactive(false));
-  ENCLAVE_ASSIGN_OR_RETURN(o.keys, crypto::KeyStore::open(fs::path(data_dir) / "keys", src));
-  ENCLAVE_ASSIGN_OR_RETURN(o.log,
-                           audit::open_audit_log({.dir = fs::path(data_dir) / "audit"}, *o.keys));
-  ENCLAVE_ASSIGN_OR_RETURN(
-      o.db, store::Store::open({.db_path = fs::path(data_dir) / "enclave.db"}, *o.keys));
-  audit::AuditLog* log = o.log.get();
-  std::string who = actor();
-  o.db->set_event_sink([log, who](const store::AdminEvent& e) -> Status {
-    auto seq = log->append_admin({e.action, who, e.tenant, e.fields});
-    if (!seq) return seq.error();
-    return Status::ok();
-  });
-  return o;
-}
-
 int run_create(const TenantArgs& a) {
-  auto o = open_all(a.data_dir);
+  auto o = open_data_protection(a.data_dir);
   if (!o) return fail(o.error());
   auto st = o->db->create_tenant(
       a.name, {.history_enabled = a.history, .retention_days = a.retention_days});
@@ -72,7 +37,7 @@ int run_create(const TenantArgs& a) {
 }
 
 int run_set(const TenantArgs& a) {
-  auto o = open_all(a.data_dir);
+  auto o = open_data_protection(a.data_dir);
   if (!o) return fail(o.error());
   auto st = o->db->update_tenant(
       a.name, {.history_enabled = a.history, .retention_days = a.retention_days});
@@ -82,7 +47,7 @@ int run_set(const TenantArgs& a) {
 }
 
 int run_list(const TenantArgs& a) {
-  auto o = open_all(a.data_dir);
+  auto o = open_data_protection(a.data_dir);
   if (!o) return fail(o.error());
   auto tenants = o->db->list_tenants();
   if (!tenants) return fail(tenants.error());
@@ -95,9 +60,9 @@ int run_list(const TenantArgs& a) {
 }
 
 int run_erase(const TenantArgs& a) {
-  auto o = open_all(a.data_dir);
+  auto o = open_data_protection(a.data_dir);
   if (!o) return fail(o.error());
-  auto r = o->db->erase_tenant(a.name, actor());
+  auto r = o->db->erase_tenant(a.name, cli_actor());
   if (!r) return fail(r.error());
   std::printf(
       "tenant '%s' erased: data key %s; removed %lld messages, %lld usage records, "
