@@ -20,11 +20,11 @@ namespace enclave::kernels::detail {
 namespace {
 
 constexpr int kQuadBlocks = 4;
-#ifndef ENCLAVE_PREFETCH
-#define ENCLAVE_PREFETCH 1024
+#ifndef ENCLAVE_PREFETCH_BLOCKS
+#define ENCLAVE_PREFETCH_BLOCKS 1
 #endif
-// Software prefetch distance along a weight row (past its end: the next row, also needed).
-constexpr int kPrefetchBytes = ENCLAVE_PREFETCH;
+// Software prefetch distance in row blocks (see accumulate).
+constexpr int kPrefetchBlocks = ENCLAVE_PREFETCH_BLOCKS;
 
 inline float half_to_float(uint16_t h) {
   return _cvtsh_ss(h);
@@ -346,16 +346,27 @@ void prepare(const void* a_quant, void* prep, int64_t n) {
 }
 
 // acc[r][t] += quads [0, n_quads) of weight rows r and prepared tokens t.
+// Prefetch: the R rows are adjacent in memory (w_stride is the row size), so the block is one
+// contiguous range that the kernel reads as R interleaved streams, which the hardware prefetcher
+// (one stream per page) follows badly. Instead, each step prefetches the next R * kQuadBytes bytes
+// of the range `pf` (the following row blocks), at the rate the current block is consumed.
 template <typename Tr, int R, int T, bool kPrefetch = true>
 inline void accumulate(const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride,
-                       int64_t n_quads, __m512 (&acc)[R][T]) {
+                       int64_t n_quads, __m512 (&acc)[R][T], const uint8_t* pf = nullptr) {
+  constexpr size_t kStepBytes = R * Tr::kQuadBytes;
+  uintptr_t pf_line = reinterpret_cast<uintptr_t>(pf) & ~uintptr_t{63};
+  const uintptr_t pf_start = reinterpret_cast<uintptr_t>(pf);
   for (int64_t q = 0; q < n_quads; ++q) {
     const uint8_t* wq = w + q * Tr::kQuadBytes;
     const uint8_t* aq = a + q * Tr::kPrepQuadBytes;
+    if constexpr (kPrefetch) {
+      const uintptr_t end = pf_start + static_cast<uintptr_t>(q + 1) * kStepBytes;
+      for (; pf_line < end; pf_line += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(pf_line), _MM_HINT_T1);
+    }
+    // Unrolled so that the R x T accumulators stay in registers.
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      if constexpr (kPrefetch && kPrefetchBytes > 0)
-        _mm_prefetch(reinterpret_cast<const char*>(wq + r * w_stride) + kPrefetchBytes,
-                     _MM_HINT_T0);
       const typename Tr::W wr = Tr::load(wq + r * w_stride);
       for (int t = 0; t < T; ++t) acc[r][t] = Tr::step(wr, aq + t * a_stride, acc[r][t]);
     }
@@ -371,7 +382,7 @@ void block_kernel(const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_
   __m512 acc[R][T];
   for (auto& row : acc)
     for (auto& v : row) v = _mm512_setzero_ps();
-  accumulate<Tr, R, T>(w, w_stride, a, a_stride, full, acc);
+  accumulate<Tr, R, T>(w, w_stride, a, a_stride, full, acc, w + kPrefetchBlocks * R * w_stride);
   if (tail != 0) {
     // The last partial quad from a zero-padded copy (never read past the row); zero scales
     // and zero activations make the padding contribute exactly +0.
@@ -435,7 +446,7 @@ float dot(const void* wp, const void* ap, int64_t n) {
     for (int64_t q = 0; q < nq; ++q)
       Tr::prepare_quad(a + (q0 + q) * Tr::kBlocksPerQuad, Tr::kBlocksPerQuad,
                        prep + q * Tr::kPrepQuadBytes);
-    accumulate<Tr, 1, 1>(w + q0 * Tr::kQuadBytes, 0, prep, 0, nq, acc);
+    accumulate<Tr, 1, 1, false>(w + q0 * Tr::kQuadBytes, 0, prep, 0, nq, acc);
   }
   const int tail = static_cast<int>(nb % Tr::kBlocksPerQuad);
   if (tail != 0) {
