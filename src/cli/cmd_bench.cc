@@ -82,7 +82,8 @@ Result<double> run_pp(model::Context& ctx, const std::vector<int32_t>& tokens, i
   for (int32_t start = 0; start < n; start += n_batch) {
     const int32_t end = std::min(n, start + n_batch);
     batch.clear();
-    for (int32_t i = start; i < end; ++i) batch.add(tokens[i], i, 0, i == n - 1);
+    for (int32_t i = start; i < end; ++i)
+      batch.add(tokens[i], i, 0, i == n - 1, /*is_prompt=*/true);
     ENCLAVE_TRY_STATUS(ctx.decode(batch, logits));
   }
   return seconds_since(t0);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "engine/chat_prompt.h"
 #include "engine/engine.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/reasoning_parser.h"
@@ -152,15 +153,6 @@ Result<TurnResult> generate(engine::Engine& eng, const RunOptions& o,
   return result;
 }
 
-// Tokenizes a rendered chat prompt: special tokens parsed; BOS added when the vocabulary wants
-// one and the template did not already write it.
-std::vector<int32_t> tokenize_chat(const tokenizer::Tokenizer& tok, const std::string& text) {
-  std::vector<int32_t> ids = tok.encode(text, /*add_bos=*/false, /*parse_special=*/true);
-  if (tok.add_bos_default() && tok.bos_id() >= 0 && (ids.empty() || ids[0] != tok.bos_id()))
-    ids.insert(ids.begin(), tok.bos_id());
-  return ids;
-}
-
 // Errors caused by the flags or the prompt (exit 2) rather than by the run (exit 1).
 bool bad_request(const Error& e) {
   return e.code == ErrorCode::kInvalidArgument || e.code == ErrorCode::kOutOfRange;
@@ -228,14 +220,13 @@ int run_command(const RunOptions& o) {
     messages.push_back({"user", user, "", "", ""});
     tokenizer::RenderOptions ropts;
     ropts.add_generation_prompt = true;
-    auto rendered = tmpl.render(messages, ropts);
-    if (!rendered) {
-      std::fprintf(stderr, "error: %s\n", rendered.error().message.c_str());
+    // Message text never yields control tokens; only the template's markup does.
+    auto chat = engine::encode_chat(tok, tmpl, messages, ropts);
+    if (!chat) {
+      std::fprintf(stderr, "error: %s\n", chat.error().message.c_str());
       return 1;
     }
-    const bool reasoning = tmpl.is_reasoning();
-    const bool starts_in_reasoning = tmpl.generation_starts_in_reasoning(ropts);
-    auto r = generate(eng, o, tokenize_chat(tok, *rendered), reasoning, starts_in_reasoning);
+    auto r = generate(eng, o, std::move(chat->tokens), chat->reasoning, chat->starts_in_reasoning);
     if (!r) {
       std::fprintf(stderr, "error: %s\n", r.error().message.c_str());
       if (!interactive) return bad_request(r.error()) ? 2 : 1;

@@ -15,13 +15,17 @@ struct CpuFeatures {
   bool avx512vnni = false;
   bool avx512bf16 = false;
   bool avxvnni = false;
+  // AMX tiles with int8 dot products: CPUID says so, the OS saves the tile state (XCR0 bits
+  // 17/18) and Linux granted this process the tile data permission (arch_prctl).
+  bool amx_tile = false;
+  bool amx_int8 = false;
 };
 
 // Detected once (thread-safe static init). ENCLAVE_CPU=scalar|avx2|avx512 caps the level used,
-// so tests and benchmarks can force a path.
+// so tests and benchmarks can force a path (every cap turns AMX off).
 const CpuFeatures& cpu_features();
 
-// "avx512+vnni+bf16", "avx2", "scalar": what kernels will run on.
+// "avx512+vnni+bf16+amx", "avx2", "scalar": what kernels will run on.
 std::string cpu_features_summary();
 
 }  // namespace enclave

@@ -14,6 +14,7 @@
 #include <future>
 #include <mutex>
 #include <random>
+#include <span>
 #include <thread>
 #include <unordered_set>
 
@@ -67,12 +68,44 @@ Result<model::KvType> parse_kv_type(const EngineOptions& o) {
                     "engine: unknown KV cache type '" + o.kv_type + "' (use f16, q8_0 or f32)");
 }
 
+// Log-softmax of `logits` at `token`, and the `top_n` largest entries (largest first, ties by
+// lower id). Double accumulation: vocabularies are 150k entries.
+void compute_logprobs(std::span<const float> logits, int32_t token, int32_t top_n, TokenEvent& ev) {
+  float max_logit = -INFINITY;
+  for (float l : logits) max_logit = std::max(max_logit, l);
+  double sum = 0.0;
+  for (float l : logits) sum += std::exp(static_cast<double>(l) - max_logit);
+  const double log_z = static_cast<double>(max_logit) + std::log(sum);
+  ev.logprob = static_cast<float>(static_cast<double>(logits[static_cast<size_t>(token)]) - log_z);
+  ev.top_logprobs.clear();
+  if (top_n <= 0) return;
+  const size_t n = std::min<size_t>(static_cast<size_t>(top_n), logits.size());
+  std::vector<int32_t> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  auto more_likely = [&](int32_t a, int32_t b) {
+    const float la = logits[static_cast<size_t>(a)];
+    const float lb = logits[static_cast<size_t>(b)];
+    return la > lb || (la == lb && a < b);
+  };
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(),
+                    more_likely);
+  ev.top_logprobs.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t id = ids[i];
+    ev.top_logprobs.push_back(
+        {id, static_cast<float>(static_cast<double>(logits[static_cast<size_t>(id)]) - log_z)});
+  }
+}
+
 size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
   const size_t n = std::min(a.size(), b.size());
   size_t i = 0;
   while (i < n && a[i] == b[i]) ++i;
   return i;
 }
+
+// Waiting for another slot's prefill pays off only when it saves at least this many tokens.
+constexpr size_t kMinSharedWaitTokens = 16;
 
 struct Pending {
   uint64_t id = 0;
@@ -102,8 +135,14 @@ struct Slot {
   int32_t n_generated = 0;
   int32_t next_token = -1;  // sampled, to be fed in the next step
   uint64_t last_used = 0;   // admission counter, for least-recently-used reuse
+  // Prefix sharing: while >= 0, this slot waits for slot `wait_for` (in prefill) to have the
+  // first `wait_tokens` tokens of our prompt in its cache, then copies them instead of computing.
+  int32_t wait_for = -1;
+  uint64_t wait_for_id = 0;  // the request in that slot when the wait began
+  size_t wait_tokens = 0;
 
   bool prefilling() const { return n_prompt_fed < request.prompt_tokens.size(); }
+  bool waiting() const { return wait_for >= 0; }
 };
 
 class EngineImpl final : public Engine {
@@ -138,6 +177,9 @@ class EngineImpl final : public Engine {
     s.queued = static_cast<int32_t>(queue_.size());
     s.busy_slots = busy_slots_;
     s.n_slots = n_slots_;
+    s.prompt_tokens_total = prompt_tokens_total_;
+    s.cached_prompt_tokens_total = cached_prompt_tokens_total_;
+    s.prefix_copies_total = prefix_copies_total_;
     return s;
   }
 
@@ -162,6 +204,10 @@ class EngineImpl final : public Engine {
       if (s.empty())
         return make_error(ErrorCode::kInvalidArgument, "engine: stop strings must not be empty");
     }
+    if (request.top_logprobs < 0 || request.top_logprobs > kMaxTopLogprobs)
+      return make_error(ErrorCode::kInvalidArgument,
+                        "engine: top_logprobs must be in [0, " + std::to_string(kMaxTopLogprobs) +
+                            "], got " + std::to_string(request.top_logprobs));
     uint64_t seed = 0;
     if (request.sampling.seed) {
       seed = *request.sampling.seed;
@@ -284,6 +330,7 @@ class EngineImpl final : public Engine {
     s.sampler.reset();
     s.decoder.reset();
     s.next_token = -1;
+    s.wait_for = -1;
     if (reason == FinishReason::kError) {
       // The cache may be inconsistent after a failed decode.
       ctx_->clear_slot(s.index);
@@ -292,6 +339,8 @@ class EngineImpl final : public Engine {
     {
       std::lock_guard<std::mutex> lock(mu_);
       --busy_slots_;
+      prompt_tokens_total_ += static_cast<uint64_t>(ev.prompt_tokens);
+      cached_prompt_tokens_total_ += static_cast<uint64_t>(ev.cached_prompt_tokens);
     }
     emit(id, cb, ev);
     release(id);
@@ -323,18 +372,67 @@ class EngineImpl final : public Engine {
     return best;
   }
 
+  // Puts the longest cached prefix of s's prompt into s's cache: its own (kept in place) or
+  // another slot's, busy or free (copied: a memcpy of the K/V rows is far cheaper than
+  // recomputing them). At least the last prompt token is decoded again: its logits start the
+  // generation.
+  void place_prefix(Slot& s) {
+    const auto& prompt = s.request.prompt_tokens;
+    const size_t max_keep = prompt.size() - 1;
+    size_t keep = std::min(common_prefix(s.history, prompt), max_keep);
+    Slot* src = nullptr;
+    for (auto& o : slots_) {
+      if (&o == &s) continue;
+      const size_t n = std::min(common_prefix(o.history, prompt), max_keep);
+      if (n > keep) {
+        keep = n;
+        src = &o;
+      }
+    }
+    if (src != nullptr) {
+      ctx_->copy_slot(src->index, s.index, static_cast<int32_t>(keep));
+      s.history.assign(src->history.begin(),
+                       src->history.begin() + static_cast<std::ptrdiff_t>(keep));
+      std::lock_guard<std::mutex> lock(mu_);
+      ++prefix_copies_total_;
+    } else if (keep < s.history.size()) {
+      if (keep == 0)
+        ctx_->clear_slot(s.index);
+      else
+        ctx_->truncate_slot(s.index, static_cast<int32_t>(keep));
+      s.history.resize(keep);
+    }
+    s.n_prompt_fed = keep;
+    s.cached_prompt = static_cast<int32_t>(keep);
+  }
+
+  // A slot still in prefill whose prompt shares a longer prefix with `prompt` than any cache
+  // holds: waiting for it and copying saves computing the shared part twice (e.g. concurrent
+  // requests with the same long system prompt). Returns nullptr when waiting does not pay.
+  Slot* shared_prefill_source(const Slot& s, size_t* shared_out) {
+    const auto& prompt = s.request.prompt_tokens;
+    const size_t max_keep = prompt.size() - 1;
+    size_t cached = 0;
+    for (const auto& o : slots_) cached = std::max(cached, common_prefix(o.history, prompt));
+    cached = std::min(cached, max_keep);
+    Slot* best = nullptr;
+    size_t best_shared = 0;
+    for (auto& o : slots_) {
+      if (&o == &s || !o.active || !o.prefilling() || o.waiting()) continue;
+      const size_t n = std::min(common_prefix(o.request.prompt_tokens, prompt), max_keep);
+      if (n > best_shared) {
+        best_shared = n;
+        best = &o;
+      }
+    }
+    if (best == nullptr || best_shared < cached + kMinSharedWaitTokens) return nullptr;
+    *shared_out = best_shared;
+    return best;
+  }
+
   void admit(Pending&& p) {
     size_t lcp = 0;
     Slot* s = pick_slot(p.request.prompt_tokens, &lcp);
-    // At least the last prompt token is decoded again: its logits start the generation.
-    const size_t keep = std::min(lcp, p.request.prompt_tokens.size() - 1);
-    if (keep < s->history.size()) {
-      if (keep == 0)
-        ctx_->clear_slot(s->index);
-      else
-        ctx_->truncate_slot(s->index, static_cast<int32_t>(keep));
-      s->history.resize(keep);
-    }
     s->active = true;
     s->id = p.id;
     s->callback = std::move(p.callback);
@@ -344,11 +442,35 @@ class EngineImpl final : public Engine {
     s->sampler->accept_prompt(s->request.prompt_tokens);
     s->decoder = std::make_unique<tokenizer::StreamDecoder>(*tok_);
     s->stop = StopMatcher(s->request.stop);
-    s->n_prompt_fed = keep;
-    s->cached_prompt = static_cast<int32_t>(keep);
     s->n_generated = 0;
     s->next_token = -1;
     s->last_used = ++use_counter_;
+    s->wait_for = -1;
+    size_t shared = 0;
+    if (Slot* src = shared_prefill_source(*s, &shared)) {
+      s->wait_for = src->index;
+      s->wait_for_id = src->id;
+      s->wait_tokens = shared;
+      s->n_prompt_fed = 0;
+      s->cached_prompt = 0;
+    } else {
+      place_prefix(*s);
+    }
+  }
+
+  // Ends the waits whose source now caches the shared prefix, or stopped prefilling (finished,
+  // cancelled, failed: then whatever is cached anywhere is used and the rest computed).
+  void resolve_waits() {
+    for (auto& s : slots_) {
+      if (!s.active || !s.waiting()) continue;
+      const Slot& src = slots_[static_cast<size_t>(s.wait_for)];
+      const bool progressing =
+          src.active && src.id == s.wait_for_id && src.prefilling() && !src.waiting();
+      if (progressing && common_prefix(src.history, s.request.prompt_tokens) < s.wait_tokens)
+        continue;
+      s.wait_for = -1;
+      place_prefix(s);
+    }
   }
 
   // Runs one embedding job on a free slot; false when every slot is busy.
@@ -381,7 +503,7 @@ class EngineImpl final : public Engine {
   }
 
   // Handles one sampled token of slot `s`; finishes the request when it ends.
-  void on_token(Slot& s, int32_t token) {
+  void on_token(Slot& s, int32_t token, std::span<const float> logits) {
     ++s.n_generated;
     s.sampler->accept(token);
     if (s.request.stop_at_eog && tok_->is_eog(token)) {
@@ -390,6 +512,7 @@ class EngineImpl final : public Engine {
     }
     TokenEvent ev;
     ev.token = token;
+    if (s.request.logprobs) compute_logprobs(logits, token, s.request.top_logprobs, ev);
     bool hit = false;
     ev.text = s.stop.push(s.decoder->push(token), &hit);
     emit(s, ev);
@@ -479,6 +602,7 @@ class EngineImpl final : public Engine {
         }
       }
       for (auto& p : admitted) admit(std::move(p));
+      resolve_waits();
 
       // One batch: every generating sequence's next token, then prompt chunks.
       batch.clear();
@@ -491,7 +615,7 @@ class EngineImpl final : public Engine {
       std::vector<std::pair<Slot*, size_t>> fed_prompt;  // slot, prompt tokens in this batch
       std::vector<Slot*> prefill_order;
       for (auto& s : slots_)
-        if (s.active && s.prefilling()) prefill_order.push_back(&s);
+        if (s.active && s.prefilling() && !s.waiting()) prefill_order.push_back(&s);
       std::sort(prefill_order.begin(), prefill_order.end(),
                 [](const Slot* a, const Slot* b) { return a->last_used < b->last_used; });
       for (Slot* s : prefill_order) {
@@ -503,7 +627,7 @@ class EngineImpl final : public Engine {
         for (size_t i = 0; i < n; ++i) {
           const size_t k = s->n_prompt_fed + i;
           const bool last = k + 1 == prompt.size();
-          batch.add(prompt[k], static_cast<int32_t>(k), s->index, last);
+          batch.add(prompt[k], static_cast<int32_t>(k), s->index, last, /*is_prompt=*/true);
           if (last) want.push_back(s);
         }
         fed_prompt.emplace_back(s, n);
@@ -534,7 +658,7 @@ class EngineImpl final : public Engine {
         Slot& s = *want[i];
         if (!s.active) continue;
         std::span<const float> row(logits.data() + i * n_vocab, n_vocab);
-        on_token(s, s.sampler->sample(row));
+        on_token(s, s.sampler->sample(row), row);
       }
     }
   }
@@ -558,6 +682,9 @@ class EngineImpl final : public Engine {
   std::unordered_set<uint64_t> in_flight_;  // submitted, final event not yet delivered
   std::unordered_set<uint64_t> cancels_;
   int32_t busy_slots_ = 0;
+  uint64_t prompt_tokens_total_ = 0;
+  uint64_t cached_prompt_tokens_total_ = 0;
+  uint64_t prefix_copies_total_ = 0;
   bool stopping_ = false;
   uint64_t next_id_ = 1;
 

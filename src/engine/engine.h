@@ -42,12 +42,29 @@ struct GenerationRequest {
   int32_t max_tokens = 256;       // generated tokens cap (also capped by the context)
   std::vector<std::string> stop;  // stop strings (not included in the output)
   bool stop_at_eog = true;        // end-of-generation tokens end the sequence
+  // Log-probabilities on each token event (OpenAI chat `logprobs` / `top_logprobs`, completions
+  // `logprobs: N`): the sampled token's, and the `top_logprobs` (0..kMaxTopLogprobs) most likely
+  // tokens'. From the model's distribution: log-softmax of the raw logits, before temperature,
+  // penalties, logit bias and truncation.
+  bool logprobs = false;
+  int32_t top_logprobs = 0;
+};
+
+inline constexpr int32_t kMaxTopLogprobs = 20;
+
+struct TokenLogprob {
+  int32_t token = -1;
+  float logprob = 0.0f;
 };
 
 // One event per generated token, then a final event with `finished` set.
 struct TokenEvent {
   int32_t token = -1;  // -1 on the final event
   std::string text;    // UTF-8-complete text released by this step (may be empty)
+  // With GenerationRequest::logprobs: log-probability of `token`, and the most likely tokens
+  // (most likely first; ties by lower id).
+  float logprob = 0.0f;
+  std::vector<TokenLogprob> top_logprobs;
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
   std::string error;          // set when finish_reason == kError
@@ -87,6 +104,11 @@ struct EngineStats {
   int32_t queued = 0;
   int32_t busy_slots = 0;
   int32_t n_slots = 0;
+  // Since create, over finished requests (counters for /metrics): prompt tokens, the part of them
+  // reused from a cached prefix instead of computed, and prefixes copied from another KV slot.
+  uint64_t prompt_tokens_total = 0;
+  uint64_t cached_prompt_tokens_total = 0;
+  uint64_t prefix_copies_total = 0;
 };
 
 class Engine {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/matmul_amx.h"
 #include "kernels/vec_dot.h"
 #include "kernels/vec_dot_impl.h"
 
@@ -63,8 +64,15 @@ size_t matmul_scratch_bytes(const WeightMatrix& w, int64_t n_tokens) {
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
-            void* scratch) {
+            void* scratch, MatmulMode mode) {
   if (n_tokens <= 0 || w.rows <= 0) return;
+  const bool amx = mode == MatmulMode::kPrompt ? detail::amx_available(w.type)
+                   : mode == MatmulMode::kAuto ? detail::amx_applies(w.type, n_tokens)
+                                               : false;
+  if (amx) {
+    detail::amx_matmul(w, x, n_tokens, y, pool, scratch);  // prompt batches on AMX tiles
+    return;
+  }
   const SimdLevel level = best_simd_level();
   const DType act = activation_type(w.type);
   const VecDotFn dot = vec_dot_fn(w.type, level);

@@ -20,13 +20,21 @@ struct WeightMatrix {
   size_t row_bytes = 0;
 };
 
+// Which kernels a product may use. The AVX-512 / AVX2 / scalar kernels give every (row, token)
+// the bits of the matrix-vector product whatever the batch; the AMX prompt kernels round
+// differently. kDecode keeps every token on the former, so a generated token's logits never depend
+// on what else shares its batch. kPrompt sends every token to AMX where the CPU has it, so a
+// prompt's bits never depend on how it was chunked or co-batched. kAuto (tools, benchmarks) picks
+// by batch size.
+enum class MatmulMode { kAuto, kDecode, kPrompt };
+
 // Scratch big enough for quantized activations of n_tokens rows (callers may reuse it).
 size_t matmul_scratch_bytes(const WeightMatrix& w, int64_t n_tokens);
 
 // y[t][r] = sum_c W[r][c] * x[t][c]. n_tokens == 1 uses the matrix-vector path.
 // `scratch` must hold matmul_scratch_bytes(w, n_tokens) bytes, or be null (then allocated).
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
-            void* scratch = nullptr);
+            void* scratch = nullptr, MatmulMode mode = MatmulMode::kAuto);
 
 // Reference: dequantize each row and accumulate in double (tests only; slow).
 void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y);

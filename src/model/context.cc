@@ -11,6 +11,7 @@
 #include "model/attention.h"
 #include "model/ffn.h"
 #include "model/kv_cache.h"
+#include "model/matmul_runs.h"
 #include "model/model.h"
 #include "model/ops.h"
 #include "model/rope.h"
@@ -89,11 +90,13 @@ void ContextState::ensure_capacity(int32_t n) {
 
 Status ContextState::validate(const Batch& b) const {
   const size_t n = b.tokens.size();
-  if (b.pos.size() != n || b.slot.size() != n || b.want_logits.size() != n) {
+  if (b.pos.size() != n || b.slot.size() != n || b.want_logits.size() != n ||
+      (!b.prompt.empty() && b.prompt.size() != n)) {
     return Error(ErrorCode::kInvalidArgument,
                  "batch arrays differ in length (tokens " + std::to_string(n) + ", pos " +
                      std::to_string(b.pos.size()) + ", slot " + std::to_string(b.slot.size()) +
-                     ", want_logits " + std::to_string(b.want_logits.size()) + ")");
+                     ", want_logits " + std::to_string(b.want_logits.size()) + ", prompt " +
+                     std::to_string(b.prompt.size()) + ")");
   }
   std::unordered_map<int32_t, int32_t> next_pos;  // slot -> expected next position
   for (size_t i = 0; i < n; ++i) {
@@ -145,6 +148,11 @@ void ContextState::run_chunk(const Batch& b, int32_t begin, int32_t n, float* lo
   const int32_t* pos = b.pos.data() + begin;
   const int32_t* slot = b.slot.data() + begin;
   void* scratch = mm_scratch.data();
+  // Runs of prompt / generated tokens, each through its own kernels (kernels::MatmulMode).
+  const std::vector<TokenRun> runs = token_runs(b, begin, n);
+  auto mm = [&](const kernels::WeightMatrix& wm, const float* in, float* out) {
+    matmul_runs(wm, in, out, runs, pool, scratch);
+  };
 
   // Embedding rows are dequantized from token_embd (any storage type) per token.
   const gguf::TensorInfo& te = *w.token_embd;
@@ -163,9 +171,9 @@ void ContextState::run_chunk(const Batch& b, int32_t begin, int32_t n, float* lo
     for (int32_t i = 0; i < n; ++i) {
       rms_norm(x.data() + i * E, L.attn_norm, h.data() + i * E, E, c.rms_eps);
     }
-    kernels::matmul(L.wq, h.data(), n, q.data(), pool, scratch);
-    kernels::matmul(L.wk, h.data(), n, k.data(), pool, scratch);
-    kernels::matmul(L.wv, h.data(), n, v.data(), pool, scratch);
+    mm(L.wq, h.data(), q.data());
+    mm(L.wk, h.data(), k.data());
+    mm(L.wv, h.data(), v.data());
     for (int32_t i = 0; i < n; ++i) {
       float* qi = q.data() + i * qd;
       float* ki = k.data() + i * kvd;
@@ -179,7 +187,7 @@ void ContextState::run_chunk(const Batch& b, int32_t begin, int32_t n, float* lo
     }
     attention(attn, kv, il, slot, pos, n, blocks, q.data(), k.data(), v.data(), att.data(),
               attn_scratch, pool);
-    kernels::matmul(L.wo, att.data(), n, tmp.data(), pool, scratch);
+    mm(L.wo, att.data(), tmp.data());
     if (L.bo) {
       for (int32_t i = 0; i < n; ++i) add_inplace(tmp.data() + i * E, L.bo, E);
     }
@@ -189,13 +197,14 @@ void ContextState::run_chunk(const Batch& b, int32_t begin, int32_t n, float* lo
     for (int32_t i = 0; i < n; ++i) {
       rms_norm(x.data() + i * E, L.ffn_norm, h.data() + i * E, E, c.rms_eps);
     }
-    swiglu_ffn(FfnWeights{&L.w_gate, &L.w_up, &L.w_down}, h.data(), n, gate.data(), up.data(),
+    swiglu_ffn(FfnWeights{&L.w_gate, &L.w_up, &L.w_down}, h.data(), runs, gate.data(), up.data(),
                tmp.data(), scratch, pool);
     add_inplace(x.data(), tmp.data(), n * E);
   }
 
   // Final norm only for the rows that are needed: wanted logits and embedding tokens.
   int32_t n_rows = 0;
+  std::vector<TokenRun> row_runs;  // the kept rows' kinds, for the output product
   for (int32_t i = 0; i < n; ++i) {
     const bool want = b.want_logits[static_cast<size_t>(begin + i)] != 0;
     const bool emb = embed_sum && slot[i] == embed_slot;
@@ -203,10 +212,13 @@ void ContextState::run_chunk(const Batch& b, int32_t begin, int32_t n, float* lo
     float* row = final_rows.data() + static_cast<int64_t>(n_rows) * E;
     rms_norm(x.data() + i * E, w.output_norm, row, E, c.rms_eps);
     if (emb) add_inplace(embed_sum, row, E);
-    if (want) ++n_rows;  // keep the row only when its logits are wanted
+    if (want) {  // keep the row only when its logits are wanted
+      append_token(row_runs, n_rows, token_mode(b, begin + i));
+      ++n_rows;
+    }
   }
   if (n_rows > 0 && logits) {
-    kernels::matmul(w.output, final_rows.data(), n_rows, logits, pool, scratch);
+    matmul_runs(w.output, final_rows.data(), logits, row_runs, pool, scratch);
     if (w.output_bias) {
       for (int32_t r = 0; r < n_rows; ++r) {
         add_inplace(logits + static_cast<int64_t>(r) * c.n_vocab, w.output_bias, c.n_vocab);
@@ -288,7 +300,8 @@ Status Context::embed(const std::vector<int32_t>& tokens, int32_t slot, std::vec
                                              std::to_string(s.n_ctx) + " tokens");
   }
   Batch b;
-  for (size_t i = 0; i < tokens.size(); ++i) b.add(tokens[i], static_cast<int32_t>(i), slot, false);
+  for (size_t i = 0; i < tokens.size(); ++i)
+    b.add(tokens[i], static_cast<int32_t>(i), slot, false, /*is_prompt=*/true);
   s.slot_len[static_cast<size_t>(slot)] = 0;
   ENCLAVE_TRY_STATUS(s.validate(b));
   const int32_t n = static_cast<int32_t>(tokens.size());

@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "kernels/matmul.h"
 #include "kernels/thread_pool.h"
+#include "model/matmul_runs.h"
 
 namespace enclave::model::detail {
 
@@ -14,9 +16,11 @@ struct FfnWeights {
   const kernels::WeightMatrix* down;
 };
 
-// h: [n][n_embd] input; out: [n][n_embd]; gate_buf, up_buf: [n][n_ff] scratch; matmul_scratch
-// holds kernels::matmul_scratch_bytes for the largest of the three matrices.
-void swiglu_ffn(const FfnWeights& w, const float* h, int64_t n, float* gate_buf, float* up_buf,
-                float* out, void* matmul_scratch, kernels::ThreadPool& pool);
+// h: [n][n_embd] input, n = the tokens of `runs`; out: [n][n_embd]; gate_buf, up_buf: [n][n_ff]
+// scratch; matmul_scratch holds kernels::matmul_scratch_bytes for the largest of the three
+// matrices.
+void swiglu_ffn(const FfnWeights& w, const float* h, std::span<const TokenRun> runs,
+                float* gate_buf, float* up_buf, float* out, void* matmul_scratch,
+                kernels::ThreadPool& pool);
 
 }  // namespace enclave::model::detail

@@ -78,18 +78,24 @@ struct Batch {
   std::vector<int32_t> pos;          // [n] absolute position in its sequence
   std::vector<int32_t> slot;         // [n] KV slot (sequence) id, 0..n_slots-1
   std::vector<uint8_t> want_logits;  // [n] 1 => logits for this token are returned
+  // [n] or empty (= all 0). 1: a prompt token, computed with the prompt kernels (AMX where the CPU
+  // has it) whatever the batch; 0: a generated token, computed with kernels whose bits do not
+  // depend on the rest of the batch (kernels::MatmulMode).
+  std::vector<uint8_t> prompt;
 
   void clear() {
     tokens.clear();
     pos.clear();
     slot.clear();
     want_logits.clear();
+    prompt.clear();
   }
-  void add(int32_t token, int32_t position, int32_t slot_id, bool logits) {
+  void add(int32_t token, int32_t position, int32_t slot_id, bool logits, bool is_prompt = false) {
     tokens.push_back(token);
     pos.push_back(position);
     slot.push_back(slot_id);
     want_logits.push_back(logits ? 1 : 0);
+    prompt.push_back(is_prompt ? 1 : 0);
   }
   size_t size() const { return tokens.size(); }
 };

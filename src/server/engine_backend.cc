@@ -1,6 +1,7 @@
 // Local engine backend.
 #include "server/engine_backend.h"
 
+#include "engine/chat_prompt.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/reasoning_parser.h"
 #include "tokenizer/tokenizer.h"
@@ -52,19 +53,18 @@ Result<PreparedPrompt> EngineBackend::prepare_chat(const std::vector<api::ChatMe
   }
   tokenizer::RenderOptions opts;
   opts.add_generation_prompt = true;
-  // With add_bos_token the BOS is added as a token, not rendered as text (as llama.cpp does).
-  opts.strip_leading_bos = tok.add_bos_default();
-  Result<std::string> text = tmpl.render(msgs, opts);
-  if (!text) {
-    return Error(text.error().code == ErrorCode::kInternal ? ErrorCode::kInternal
+  // Control tokens come only from the template's markup: message contents are tokenized as plain
+  // text, so a message that contains "<｜Assistant｜>" or "<|im_end|>" cannot inject them.
+  Result<engine::ChatPrompt> chat = engine::encode_chat(tok, tmpl, msgs, opts);
+  if (!chat) {
+    return Error(chat.error().code == ErrorCode::kInternal ? ErrorCode::kInternal
                                                            : ErrorCode::kInvalidArgument,
-                 "cannot render the chat template for these messages: " + text.error().message);
+                 "cannot render the chat template for these messages: " + chat.error().message);
   }
   PreparedPrompt p;
-  // Special tokens in the rendered template are control tokens; user text was already embedded.
-  p.tokens = tok.encode(*text, tok.add_bos_default(), /*parse_special=*/true);
-  p.reasoning = tmpl.is_reasoning();
-  p.starts_in_reasoning = p.reasoning && tmpl.generation_starts_in_reasoning(opts);
+  p.tokens = std::move(chat->tokens);
+  p.reasoning = chat->reasoning;
+  p.starts_in_reasoning = chat->starts_in_reasoning;
   return p;
 }
 

@@ -172,8 +172,41 @@ Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
   return render(messages, o);
 }
 
+// Appends markup (operator+=) or message content (content()); merges adjacent pieces of the same
+// kind so that the segment list alternates.
+class ChatTemplate::Writer {
+ public:
+  Writer& operator+=(std::string_view markup) {
+    append(markup, false);
+    return *this;
+  }
+  Writer& content(std::string_view text) {
+    append(text, true);
+    return *this;
+  }
+  std::vector<PromptSegment>& segments() { return segments_; }
+
+ private:
+  void append(std::string_view text, bool is_content) {
+    if (text.empty()) return;
+    if (!segments_.empty() && segments_.back().is_content == is_content)
+      segments_.back().text += text;
+    else
+      segments_.push_back({std::string(text), is_content});
+  }
+  std::vector<PromptSegment> segments_;
+};
+
 Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
                                          const RenderOptions& o) const {
+  ENCLAVE_ASSIGN_OR_RETURN(std::vector<PromptSegment> segments, render_segments(messages, o));
+  std::string out;
+  for (const auto& seg : segments) out += seg.text;
+  return out;
+}
+
+Result<std::vector<PromptSegment>> ChatTemplate::render_segments(
+    std::span<const ChatMessage> messages, const RenderOptions& o) const {
   for (size_t i = 0; i < messages.size(); ++i) {
     const auto& r = messages[i].role;
     if (r != "system" && r != "user" && r != "assistant" && r != "tool" && r != "ipython") {
@@ -182,38 +215,43 @@ Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
                             "'; expected system, user, assistant or tool");
     }
   }
-  std::string out;
+  Writer out;
   switch (kind_) {
     case TemplateKind::kDeepSeekR1:
-      out = render_r1(messages, o);
+      render_r1(messages, o, out);
       break;
     case TemplateKind::kDeepSeekV3:
-      out = render_v3(messages, o);
+      render_v3(messages, o, out);
       break;
     case TemplateKind::kDeepSeekV31:
-      out = render_v31(messages, o);
+      render_v31(messages, o, out);
       break;
     case TemplateKind::kChatML:
-      out = render_chatml(messages, o);
+      render_chatml(messages, o, out);
       break;
     case TemplateKind::kLlama3: {
-      ENCLAVE_ASSIGN_OR_RETURN(out, render_llama3(messages, o));
+      ENCLAVE_TRY_STATUS(render_llama3(messages, o, out));
       break;
     }
   }
-  if (o.strip_leading_bos && !bos_text.empty() && out.starts_with(bos_text)) {
-    out.erase(0, bos_text.size());
+  std::vector<PromptSegment>& segs = out.segments();
+  // The BOS text is always the template's own first markup.
+  if (o.strip_leading_bos && !bos_text.empty() && !segs.empty() && !segs[0].is_content &&
+      segs[0].text.starts_with(bos_text)) {
+    segs[0].text.erase(0, bos_text.size());
+    if (segs[0].text.empty()) segs.erase(segs.begin());
   }
-  return out;
+  return std::move(segs);
 }
 
-std::string ChatTemplate::render_r1(std::span<const ChatMessage> msgs,
-                                    const RenderOptions& o) const {
-  std::string system;  // the template keeps only the last system message
+void ChatTemplate::render_r1(std::span<const ChatMessage> msgs, const RenderOptions& o,
+                             Writer& out) const {
+  std::string_view system;  // the template keeps only the last system message
   for (const auto& m : msgs) {
     if (m.role == "system") system = m.content;
   }
-  std::string out = bos_text + system;
+  out += bos_text;
+  out.content(system);
   bool is_first = false;  // never reset: the official template's quirk
   bool is_tool = false;
   bool is_output_first = true;
@@ -222,73 +260,86 @@ std::string ChatTemplate::render_r1(std::span<const ChatMessage> msgs,
     if (m.role == "user") {
       is_tool = false;
       out += kUser;
-      out += m.content;
+      out.content(m.content);
     }
     const bool tool_branch = llama_flavour ? content_is_none(m) : is_tool_call_msg(m);
     if (tool_branch) {
       is_tool = false;
       for (const auto& tc : m.tool_calls) {
         const std::string args = llama_flavour ? tc.arguments : tool_args(tc.arguments);
-        const std::string call = "<｜tool▁call▁begin｜>" + tc.type + "<｜tool▁sep｜>" + tc.name +
-                                 "\n```json\n" + args + "\n```<｜tool▁call▁end｜>";
         if (!is_first) {
-          out += std::string(kAssistant) + "<｜tool▁calls▁begin｜>" + call;
-          is_first = true;
+          out += kAssistant;
+          out += "<｜tool▁calls▁begin｜>";
         } else {
-          out += "\n" + call;
-          if (llama_flavour) out += "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>";
+          out += "\n";
+        }
+        out += "<｜tool▁call▁begin｜>";
+        out.content(tc.type);
+        out += "<｜tool▁sep｜>";
+        out.content(tc.name);
+        out += "\n```json\n";
+        out.content(args);
+        out += "\n```<｜tool▁call▁end｜>";
+        if (!is_first) {
+          is_first = true;
+        } else if (llama_flavour) {
+          out += "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>";
         }
       }
       if (!llama_flavour) out += "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>";
     }
     if (m.role == "assistant" && !content_is_none(m)) {
       if (is_tool) {
-        out += "<｜tool▁outputs▁end｜>" + m.content + std::string(kEos);
+        out += "<｜tool▁outputs▁end｜>";
+        out.content(m.content);
+        out += kEos;
         is_tool = false;
       } else {
         std::string_view content = m.content;
         const size_t pos = content.rfind("</think>");
         if (pos != std::string_view::npos) content = content.substr(pos + 8);
         out += kAssistant;
-        out += content;
+        out.content(content);
         out += kEos;
       }
     }
     if (m.role == "tool") {
       is_tool = true;
       if (is_output_first) {
-        out +=
-            "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>" + m.content + "<｜tool▁output▁end｜>";
+        out += "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>";
         is_output_first = false;
       } else {
-        out += "\n<｜tool▁output▁begin｜>" + m.content + "<｜tool▁output▁end｜>";
+        out += "\n<｜tool▁output▁begin｜>";
       }
+      out.content(m.content);
+      out += "<｜tool▁output▁end｜>";
     }
   }
   if (is_tool) out += "<｜tool▁outputs▁end｜>";
   if (o.add_generation_prompt && !is_tool) {
-    out += std::string(kAssistant) + "<think>\n";
+    out += kAssistant;
+    out += "<think>\n";
     if (r1_thinking_switch_ && !o.enable_thinking) out += "</think>";
   }
-  return out;
 }
 
-std::string ChatTemplate::render_v3(std::span<const ChatMessage> msgs,
-                                    const RenderOptions& o) const {
-  std::string system;
+void ChatTemplate::render_v3(std::span<const ChatMessage> msgs, const RenderOptions& o,
+                             Writer& out) const {
+  out += bos_text;
+  bool any_system = false;  // the separator follows non-empty accumulated system text only
   for (const auto& m : msgs) {
     if (m.role != "system") continue;
-    if (!system.empty()) system += "\n\n";
-    system += m.content;
+    if (any_system) out += "\n\n";
+    out.content(m.content);
+    any_system = any_system || !m.content.empty();
   }
-  std::string out = bos_text + system;
   bool is_tool = false;
   bool is_output_first = true;
   for (const auto& m : msgs) {
     if (m.role == "user") {
       is_tool = false;
       out += kUser;
-      out += m.content;
+      out.content(m.content);
     } else if (m.role == "assistant") {
       if (!m.tool_calls.empty()) {
         out += kAssistant;
@@ -296,45 +347,53 @@ std::string ChatTemplate::render_v3(std::span<const ChatMessage> msgs,
         for (size_t i = 0; i < m.tool_calls.size(); ++i) {
           const auto& tc = m.tool_calls[i];
           if (i > 0) out += "\n";
-          out += "<｜tool▁call▁begin｜>" + tc.type + "<｜tool▁sep｜>" + tc.name + "\n```json\n" +
-                 tool_args(tc.arguments) + "\n```<｜tool▁call▁end｜>";
+          out += "<｜tool▁call▁begin｜>";
+          out.content(tc.type);
+          out += "<｜tool▁sep｜>";
+          out.content(tc.name);
+          out += "\n```json\n";
+          out.content(tool_args(tc.arguments));
+          out += "\n```<｜tool▁call▁end｜>";
         }
         out += "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>";
         is_tool = false;
       } else if (is_tool) {
-        out += "<｜tool▁outputs▁end｜>" + m.content + std::string(kEos);
+        out += "<｜tool▁outputs▁end｜>";
+        out.content(m.content);
+        out += kEos;
         is_tool = false;
       } else {
-        out += std::string(kAssistant) + m.content + std::string(kEos);
+        out += kAssistant;
+        out.content(m.content);
+        out += kEos;
       }
     } else if (m.role == "tool") {
       is_tool = true;
       if (is_output_first) {
-        out +=
-            "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>" + m.content + "<｜tool▁output▁end｜>";
+        out += "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>";
         is_output_first = false;
       } else {
-        out += "\n<｜tool▁output▁begin｜>" + m.content + "<｜tool▁output▁end｜>";
+        out += "\n<｜tool▁output▁begin｜>";
       }
+      out.content(m.content);
+      out += "<｜tool▁output▁end｜>";
     }
   }
   if (is_tool) out += "<｜tool▁outputs▁end｜>";
   if (o.add_generation_prompt && !is_tool) out += kAssistant;
-  return out;
 }
 
-std::string ChatTemplate::render_v31(std::span<const ChatMessage> msgs,
-                                     const RenderOptions& o) const {
+void ChatTemplate::render_v31(std::span<const ChatMessage> msgs, const RenderOptions& o,
+                              Writer& out) const {
   const bool thinking = o.enable_thinking;
-  std::string system;
+  out += bos_text;
   bool first_sp = true;
   for (const auto& m : msgs) {
     if (m.role != "system") continue;
-    if (!first_sp) system += "\n\n";
-    system += m.content;
+    if (!first_sp) out += "\n\n";
+    out.content(m.content);
     first_sp = false;
   }
-  std::string out = bos_text + system;
   bool is_first = false;
   bool is_tool = false;
   bool is_last_user = false;
@@ -344,57 +403,68 @@ std::string ChatTemplate::render_v31(std::span<const ChatMessage> msgs,
       is_first = false;
       is_last_user = true;
       out += kUser;
-      out += m.content;
+      out.content(m.content);
     }
     if (m.role == "assistant" && !m.tool_calls.empty()) {
-      if (is_last_user) out += std::string(kAssistant) + "<think></think>";
+      if (is_last_user) {
+        out += kAssistant;
+        out += "<think></think>";
+      }
       is_last_user = false;
       is_first = false;
       is_tool = false;
       for (const auto& tc : m.tool_calls) {
-        const std::string call = "<｜tool▁call▁begin｜>" + tc.name + "<｜tool▁sep｜>" +
-                                 tool_args(tc.arguments) + "<｜tool▁call▁end｜>";
         if (!is_first) {
-          out += m.content + "<｜tool▁calls▁begin｜>" + call;
+          out.content(m.content);
+          out += "<｜tool▁calls▁begin｜>";
           is_first = true;
-        } else {
-          out += call;
         }
+        out += "<｜tool▁call▁begin｜>";
+        out.content(tc.name);
+        out += "<｜tool▁sep｜>";
+        out.content(tool_args(tc.arguments));
+        out += "<｜tool▁call▁end｜>";
       }
       out += "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>";
     }
     if (m.role == "assistant" && m.tool_calls.empty()) {
-      if (is_last_user) out += std::string(kAssistant) + "<think></think>";
+      if (is_last_user) {
+        out += kAssistant;
+        out += "<think></think>";
+      }
       is_last_user = false;
       if (is_tool) {
-        out += m.content + std::string(kEos);
+        out.content(m.content);
+        out += kEos;
         is_tool = false;
       } else {
         std::string_view content = m.content;
         const size_t pos = content.find("</think>");
         if (pos != std::string_view::npos) content = content.substr(pos + 8);
-        out += content;
+        out.content(content);
         out += kEos;
       }
     }
     if (m.role == "tool") {
       is_last_user = false;
       is_tool = true;
-      out += "<｜tool▁output▁begin｜>" + m.content + "<｜tool▁output▁end｜>";
+      out += "<｜tool▁output▁begin｜>";
+      out.content(m.content);
+      out += "<｜tool▁output▁end｜>";
     }
   }
   if (o.add_generation_prompt && is_last_user && !is_tool) {
     out += kAssistant;
     out += thinking ? "<think>" : "<think></think>";
   }
-  return out;
 }
 
-std::string ChatTemplate::render_chatml(std::span<const ChatMessage> msgs,
-                                        const RenderOptions& o) const {
-  std::string out;
+void ChatTemplate::render_chatml(std::span<const ChatMessage> msgs, const RenderOptions& o,
+                                 Writer& out) const {
   if (!msgs.empty() && msgs[0].role == "system") {
-    out += "<|im_start|>system\n" + msgs[0].content + "<|im_end|>\n";
+    out += "<|im_start|>system\n";
+    out.content(msgs[0].content);
+    out += "<|im_end|>\n";
   } else if (!default_system_.empty()) {
     out += "<|im_start|>system\n" + default_system_ + "<|im_end|>\n";
   }
@@ -402,28 +472,37 @@ std::string ChatTemplate::render_chatml(std::span<const ChatMessage> msgs,
     const auto& m = msgs[i];
     if (m.role == "user" || (m.role == "system" && i > 0) ||
         (m.role == "assistant" && m.tool_calls.empty())) {
-      out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+      out += "<|im_start|>" + m.role + "\n";
+      out.content(m.content);
+      out += "<|im_end|>\n";
     } else if (m.role == "assistant") {
       out += "<|im_start|>assistant";
-      if (!m.content.empty()) out += "\n" + m.content;
+      if (!m.content.empty()) {
+        out += "\n";
+        out.content(m.content);
+      }
       for (const auto& tc : m.tool_calls) {
-        out += "\n<tool_call>\n{\"name\": \"" + tc.name +
-               "\", \"arguments\": " + tool_args(tc.arguments) + "}\n</tool_call>";
+        out += "\n<tool_call>\n{\"name\": \"";
+        out.content(tc.name);
+        out += "\", \"arguments\": ";
+        out.content(tool_args(tc.arguments));
+        out += "}\n</tool_call>";
       }
       out += "<|im_end|>\n";
     } else if (m.role == "tool") {
       if (i == 0 || msgs[i - 1].role != "tool") out += "<|im_start|>user";
-      out += "\n<tool_response>\n" + m.content + "\n</tool_response>";
+      out += "\n<tool_response>\n";
+      out.content(m.content);
+      out += "\n</tool_response>";
       if (i + 1 == msgs.size() || msgs[i + 1].role != "tool") out += "<|im_end|>\n";
     }
   }
   if (o.add_generation_prompt) out += "<|im_start|>assistant\n";
-  return out;
 }
 
-Result<std::string> ChatTemplate::render_llama3(std::span<const ChatMessage> msgs,
-                                                const RenderOptions& o) const {
-  std::string out = bos_text;
+Status ChatTemplate::render_llama3(std::span<const ChatMessage> msgs, const RenderOptions& o,
+                                   Writer& out) const {
+  out += bos_text;
   size_t start = 0;
   if (llama31_) {
     std::string system;
@@ -434,12 +513,15 @@ Result<std::string> ChatTemplate::render_llama3(std::span<const ChatMessage> msg
     out += "<|start_header_id|>system<|end_header_id|>\n\n";
     out += "Cutting Knowledge Date: December 2023\n";
     out += "Today Date: " + (o.date_string.empty() ? today() : o.date_string) + "\n\n";
-    out += system + "<|eot_id|>";
+    out.content(system);
+    out += "<|eot_id|>";
   }
   for (size_t i = start; i < msgs.size(); ++i) {
     const auto& m = msgs[i];
     if (m.role == "tool" || m.role == "ipython") {
-      out += "<|start_header_id|>ipython<|end_header_id|>\n\n" + m.content + "<|eot_id|>";
+      out += "<|start_header_id|>ipython<|end_header_id|>\n\n";
+      out.content(m.content);
+      out += "<|eot_id|>";
     } else if (!m.tool_calls.empty()) {
       if (m.tool_calls.size() != 1) {
         return make_error(ErrorCode::kInvalidArgument,
@@ -448,15 +530,19 @@ Result<std::string> ChatTemplate::render_llama3(std::span<const ChatMessage> msg
                               std::to_string(i) + " has " + std::to_string(m.tool_calls.size()));
       }
       const auto& tc = m.tool_calls[0];
-      out += "<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"" + tc.name +
-             "\", \"parameters\": " + tool_args(tc.arguments) + "}<|eot_id|>";
+      out += "<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"";
+      out.content(tc.name);
+      out += "\", \"parameters\": ";
+      out.content(tool_args(tc.arguments));
+      out += "}<|eot_id|>";
     } else {
-      out +=
-          "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>";
+      out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n";
+      out.content(trim(m.content));
+      out += "<|eot_id|>";
     }
   }
   if (o.add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
-  return out;
+  return Status::ok();
 }
 
 }  // namespace enclave::tokenizer

@@ -39,6 +39,13 @@ enum class TemplateKind {
   kLlama3,       // Llama 3 / 3.1 header format
 };
 
+// One piece of a rendered prompt. Template markup may contain control-token texts; content came
+// from a message (text, tool names and arguments) and must be tokenized without parsing them.
+struct PromptSegment {
+  std::string text;
+  bool is_content = false;
+};
+
 struct RenderOptions {
   bool add_generation_prompt = true;
   bool enable_thinking = true;  // R1 (Qwen flavour) and V3.1; llama.cpp's default is true
@@ -65,6 +72,11 @@ class ChatTemplate {
                              bool add_generation_prompt) const;
   Result<std::string> render(std::span<const ChatMessage> messages,
                              const RenderOptions& options) const;
+  // The same text as render(), as alternating markup / content segments (adjacent pieces of the
+  // same kind merged, no empty segments). Lets callers tokenize message contents with
+  // parse_special = false so that a message cannot inject control tokens.
+  Result<std::vector<PromptSegment>> render_segments(std::span<const ChatMessage> messages,
+                                                     const RenderOptions& options) const;
 
   TemplateKind kind() const { return kind_; }
   std::string_view name() const { return name_; }
@@ -78,11 +90,12 @@ class ChatTemplate {
   bool add_bos_token = false;  // from the vocabulary; use for RenderOptions::strip_leading_bos
 
  private:
-  std::string render_r1(std::span<const ChatMessage> m, const RenderOptions& o) const;
-  std::string render_v3(std::span<const ChatMessage> m, const RenderOptions& o) const;
-  std::string render_v31(std::span<const ChatMessage> m, const RenderOptions& o) const;
-  std::string render_chatml(std::span<const ChatMessage> m, const RenderOptions& o) const;
-  Result<std::string> render_llama3(std::span<const ChatMessage> m, const RenderOptions& o) const;
+  class Writer;  // collects markup and content segments
+  void render_r1(std::span<const ChatMessage> m, const RenderOptions& o, Writer& out) const;
+  void render_v3(std::span<const ChatMessage> m, const RenderOptions& o, Writer& out) const;
+  void render_v31(std::span<const ChatMessage> m, const RenderOptions& o, Writer& out) const;
+  void render_chatml(std::span<const ChatMessage> m, const RenderOptions& o, Writer& out) const;
+  Status render_llama3(std::span<const ChatMessage> m, const RenderOptions& o, Writer& out) const;
 
   TemplateKind kind_ = TemplateKind::kChatML;
   std::string name_;

@@ -341,15 +341,16 @@ std::string Tokenizer::decode(std::span<const int32_t> ids) const {
   return out;
 }
 
-void Tokenizer::partition_special(std::string_view text, bool parse_special,
+void Tokenizer::partition_special(std::string_view text, SpecialMatch match,
                                   std::vector<Fragment>& frags) const {
   frags.clear();
   if (text.empty()) return;  // like llama.cpp: no fragment, so no SPM space prefix either
   frags.push_back({-1, 0, text.size()});
+  if (match == SpecialMatch::kNone) return;
   std::vector<Fragment> next;
   for (int32_t sid : special_ids_) {
     const TokenAttr a = attrs_[sid];
-    if (!parse_special && a != TokenAttr::kUserDefined) continue;
+    if (match != SpecialMatch::kAll && a != TokenAttr::kUserDefined) continue;
     const std::string& st = tokens_[sid];
     bool any = false;
     for (const auto& f : frags) {
@@ -380,8 +381,18 @@ void Tokenizer::partition_special(std::string_view text, bool parse_special,
   }
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view input, bool add_bos,
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos,
                                        bool parse_special) const {
+  return encode_impl(text, add_bos,
+                     parse_special ? SpecialMatch::kAll : SpecialMatch::kUserDefined);
+}
+
+std::vector<int32_t> Tokenizer::encode_plain(std::string_view text) const {
+  return encode_impl(text, /*add_bos=*/false, SpecialMatch::kNone);
+}
+
+std::vector<int32_t> Tokenizer::encode_impl(std::string_view input, bool add_bos,
+                                            SpecialMatch match) const {
   std::string sanitized;
   std::string_view text = input;
   if (!utf8_is_valid(input)) {
@@ -392,7 +403,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view input, bool add_bos,
   out.reserve(text.size() / 3 + 4);
   if (add_bos && add_bos_ && bos_id_ >= 0) out.push_back(bos_id_);
   std::vector<Fragment> frags;
-  partition_special(text, parse_special, frags);
+  partition_special(text, match, frags);
   if (is_bpe_) {
     BpeScratch scratch;
     for (const auto& f : frags) {

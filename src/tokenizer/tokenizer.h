@@ -46,6 +46,10 @@ class Tokenizer {
   // add_eos_token say. parse_special: CONTROL and UNKNOWN token texts in `text` become their ids
   // (USER_DEFINED token texts always do, as in llama.cpp).
   std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const;
+  // Tokenizes `text` as plain text: no special token text is matched, not even USER_DEFINED ones
+  // (which encode() always matches). For text that must never yield a special id, such as the
+  // contents of chat messages. No BOS / EOS.
+  std::vector<int32_t> encode_plain(std::string_view text) const;
 
   // Raw bytes of the token (byte-level decoded; SPM U+2581 -> space, <0xNN> -> byte). Special
   // tokens are rendered as their text. Out-of-range ids give "".
@@ -88,7 +92,9 @@ class Tokenizer {
     size_t size;
   };
 
-  void partition_special(std::string_view text, bool parse_special,
+  enum class SpecialMatch { kNone, kUserDefined, kAll };  // which special texts become ids
+  std::vector<int32_t> encode_impl(std::string_view text, bool add_bos, SpecialMatch match) const;
+  void partition_special(std::string_view text, SpecialMatch match,
                          std::vector<Fragment>& frags) const;
   void encode_bpe(std::string_view text, std::vector<int32_t>& out) const;
   struct BpeScratch;

@@ -3,8 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <fstream>
 #include <future>
@@ -15,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace enclave::engine {
@@ -160,8 +163,12 @@ TEST(Engine, GreedyMatchesReferenceStories) {
   expect_reference_greedy("stories260K.gguf", "stories260K.ref.json", 3);
 }
 
-TEST(Engine, ConcurrentEqualsAloneGreedyAndSeeded) {
-  const auto prompts = load_ref("llama-tiny-F32.ref.json");
+// Every request gives the same tokens alone (one slot) and together with others (4 slots, more
+// requests than slots): generated tokens never change with the rest of their batch, and prompts
+// never change with how they were chunked or co-batched. With a quantized model on a CPU with
+// AMX, prompt tokens run on the AMX kernels and generated ones on the matrix-vector ones.
+void expect_concurrent_equals_alone(const std::string& model, const std::string& ref) {
+  const auto prompts = load_ref(ref);
   std::vector<GenerationRequest> reqs;
   for (const auto& p : prompts) reqs.push_back(greedy_request(p.tokens, 20));
   for (size_t i = 0; i < prompts.size(); ++i)
@@ -171,12 +178,12 @@ TEST(Engine, ConcurrentEqualsAloneGreedyAndSeeded) {
   // Alone: one slot, one request at a time.
   std::vector<Outcome> alone;
   {
-    auto e = make_engine("llama-tiny-F32.gguf", 1);
+    auto e = make_engine(model, 1);
     ASSERT_TRUE(e);
     for (const auto& r : reqs) alone.push_back(run_one(*e, r));
   }
   // Together: 4 slots, everything submitted at once (more requests than slots).
-  auto e = make_engine("llama-tiny-F32.gguf", 4);
+  auto e = make_engine(model, 4);
   ASSERT_TRUE(e);
   std::vector<std::unique_ptr<Collector>> cols;
   for (const auto& r : reqs) {
@@ -186,11 +193,19 @@ TEST(Engine, ConcurrentEqualsAloneGreedyAndSeeded) {
   for (size_t i = 0; i < reqs.size(); ++i) {
     Outcome o = cols[i]->wait();
     EXPECT_EQ(o.tokens.size(), 20u);
-    EXPECT_EQ(o.tokens, alone[i].tokens) << "request " << i;
-    EXPECT_EQ(o.text, alone[i].text) << "request " << i;
+    EXPECT_EQ(o.tokens, alone[i].tokens) << model << " request " << i;
+    EXPECT_EQ(o.text, alone[i].text) << model << " request " << i;
   }
   // Different seeds on the same prompt give different samples.
   EXPECT_NE(alone[prompts.size() + 1].tokens, alone.back().tokens);
+}
+
+TEST(Engine, ConcurrentEqualsAloneGreedyAndSeeded) {
+  expect_concurrent_equals_alone("llama-tiny-F32.gguf", "llama-tiny-F32.ref.json");
+}
+
+TEST(Engine, ConcurrentEqualsAloneQuantized) {
+  expect_concurrent_equals_alone("llama-tiny-Q4_0.gguf", "llama-tiny-Q4_0.ref.json");
 }
 
 TEST(Engine, SmallPrefillChunksGiveSameTokens) {
@@ -200,6 +215,20 @@ TEST(Engine, SmallPrefillChunksGiveSameTokens) {
   for (const auto& p : prompts) {
     Outcome o = run_one(*e, greedy_request(p.tokens, int32_t(p.greedy.size())));
     EXPECT_EQ(o.tokens, p.greedy);
+  }
+}
+
+// The same with a quantized model, against whole-prompt prefill (the prompt kernels do not depend
+// on the chunking).
+TEST(Engine, SmallPrefillChunksGiveSameTokensQuantized) {
+  const auto prompts = load_ref("llama-tiny-Q4_0.ref.json");
+  auto chunked = make_engine("llama-tiny-Q4_0.gguf", 2, 16, /*n_batch=*/7);
+  auto whole = make_engine("llama-tiny-Q4_0.gguf", 2, 16);
+  ASSERT_TRUE(chunked && whole);
+  for (const auto& p : prompts) {
+    Outcome a = run_one(*chunked, greedy_request(p.tokens, 24));
+    Outcome b = run_one(*whole, greedy_request(p.tokens, 24));
+    EXPECT_EQ(a.tokens, b.tokens);
   }
 }
 
@@ -332,6 +361,215 @@ TEST(Engine, PrefixReuseReportsCachedTokensAndSameOutput) {
   EXPECT_EQ(cont.final_event.cached_prompt_tokens, int32_t(longer.size()) - 1);
   std::vector<int32_t> expect(p.greedy.begin() + 10, p.greedy.begin() + 18);
   EXPECT_EQ(cont.tokens, expect);
+}
+
+// A prompt whose prefix sits in a BUSY slot's cache: copied into the new slot (copy_slot), not
+// recomputed, with the same greedy tokens as without reuse.
+TEST(Engine, PrefixCopiedFromBusySlotGivesSameOutput) {
+  const auto prompts = load_ref("qwen2-tiny-F32.ref.json");
+  const auto& p = prompts[2];
+  // The second prompt: the first 30 tokens of p, then another reference prompt.
+  std::vector<int32_t> mixed(p.tokens.begin(), p.tokens.begin() + 30);
+  mixed.insert(mixed.end(), prompts[0].tokens.begin(), prompts[0].tokens.end());
+  ASSERT_NE(mixed[30], p.tokens[30]);
+  Outcome fresh_mixed;
+  {
+    auto alone = make_engine("qwen2-tiny-F32.gguf", 1);
+    ASSERT_TRUE(alone);
+    fresh_mixed = run_one(*alone, greedy_request(mixed, 8));
+    EXPECT_EQ(fresh_mixed.final_event.cached_prompt_tokens, 0);
+  }
+
+  auto e = make_engine("qwen2-tiny-F32.gguf", 3);
+  ASSERT_TRUE(e);
+  Collector first, same, other;
+  std::promise<void> submitted;
+  // Submitted from the first request's token callback: the first slot is busy generating.
+  first.on_token([&](size_t n) {
+    if (n != 1) return;
+    EXPECT_TRUE(e->submit(greedy_request(p.tokens, 24), same.callback()).has_value());
+    EXPECT_TRUE(e->submit(greedy_request(mixed, 8), other.callback()).has_value());
+    submitted.set_value();
+  });
+  ASSERT_TRUE(e->submit(greedy_request(p.tokens, 24), first.callback()).has_value());
+  Outcome a = first.wait();
+  submitted.get_future().wait();
+  Outcome b = same.wait();
+  Outcome c = other.wait();
+  EXPECT_EQ(a.tokens, p.greedy);
+  EXPECT_EQ(a.final_event.cached_prompt_tokens, 0);
+  EXPECT_EQ(b.tokens, p.greedy);
+  EXPECT_EQ(b.final_event.cached_prompt_tokens, int32_t(p.tokens.size()) - 1);
+  EXPECT_EQ(c.tokens, fresh_mixed.tokens);
+  EXPECT_EQ(c.final_event.cached_prompt_tokens, 30);
+  EXPECT_EQ(c.final_event.prompt_tokens, int32_t(mixed.size()));
+  const EngineStats st = e->stats();
+  EXPECT_EQ(st.prefix_copies_total, 2u);
+  EXPECT_EQ(st.prompt_tokens_total, 2 * p.tokens.size() + mixed.size());
+  EXPECT_EQ(st.cached_prompt_tokens_total, p.tokens.size() - 1 + 30);
+}
+
+// Requests admitted together that share a long prefix (a system prompt): one computes it, the
+// others wait for it and copy it; every output equals the output without any reuse.
+TEST(Engine, ConcurrentRequestsShareAPrefixBeingPrefilled) {
+  const auto prompts = load_ref("qwen2-tiny-F32.ref.json");
+  const std::vector<int32_t> shared = prompts[2].tokens;  // 45 tokens
+  std::vector<std::vector<int32_t>> reqs;
+  for (size_t i = 0; i < 4; ++i) {
+    std::vector<int32_t> r = shared;
+    r.insert(r.end(), prompts[i % prompts.size()].tokens.begin(),
+             prompts[i % prompts.size()].tokens.end());
+    r.push_back(int32_t(100 + i));  // all differ
+    reqs.push_back(std::move(r));
+  }
+  // Without reuse: a fresh engine per request.
+  std::vector<Outcome> alone;
+  for (const auto& r : reqs) {
+    auto fresh = make_engine("qwen2-tiny-F32.gguf", 1);
+    ASSERT_TRUE(fresh);
+    alone.push_back(run_one(*fresh, greedy_request(r, 8)));
+  }
+  // Slot 0 runs a blocker whose first token callback holds the engine thread until all four
+  // requests are queued, so that they are admitted in one step. Small prefill chunks make the
+  // shared prefix take several steps.
+  auto e = make_engine("qwen2-tiny-F32.gguf", 5, 16, /*n_batch=*/8);
+  ASSERT_TRUE(e);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  Collector blocker;
+  blocker.on_token([released](size_t n) {
+    if (n == 1) released.wait();
+  });
+  ASSERT_TRUE(e->submit(greedy_request({5, 6, 7}, 4), blocker.callback()).has_value());
+  std::vector<std::unique_ptr<Collector>> cols;
+  for (const auto& r : reqs) {
+    cols.push_back(std::make_unique<Collector>());
+    ASSERT_TRUE(e->submit(greedy_request(r, 8), cols.back()->callback()).has_value());
+  }
+  release.set_value();
+  blocker.wait();
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    Outcome o = cols[i]->wait();
+    EXPECT_EQ(o.tokens, alone[i].tokens) << "request " << i;
+    // The first one computes the prefix; the others copy what they share with it.
+    size_t lcp = 0;
+    while (i > 0 && lcp < reqs[i].size() - 1 && reqs[0][lcp] == reqs[i][lcp]) ++lcp;
+    EXPECT_EQ(o.final_event.cached_prompt_tokens, int32_t(lcp)) << "request " << i;
+    if (i > 0) {
+      EXPECT_GE(lcp, shared.size());
+    }
+  }
+  EXPECT_EQ(e->stats().prefix_copies_total, 3u);
+}
+
+// A waiting request whose source is cancelled before the shared prefix is ready still finishes
+// with the right tokens (it computes what no cache holds).
+TEST(Engine, SharedPrefixSourceCancelledStillCorrect) {
+  const auto prompts = load_ref("qwen2-tiny-F32.ref.json");
+  std::vector<int32_t> a = prompts[2].tokens;
+  a.insert(a.end(), prompts[1].tokens.begin(), prompts[1].tokens.end());
+  std::vector<int32_t> b = prompts[2].tokens;
+  b.insert(b.end(), prompts[3 % prompts.size()].tokens.begin(),
+           prompts[3 % prompts.size()].tokens.end());
+  b.push_back(77);
+  Outcome want;
+  {
+    auto alone = make_engine("qwen2-tiny-F32.gguf", 1);
+    ASSERT_TRUE(alone);
+    want = run_one(*alone, greedy_request(b, 8));
+  }
+  auto e = make_engine("qwen2-tiny-F32.gguf", 3, 16, /*n_batch=*/4);
+  ASSERT_TRUE(e);
+  // The blocker holds the engine thread at its first token until a and b are queued (so they
+  // are admitted together and b waits for a's prefill), then cancels a two steps later, while
+  // a is still prefilling in chunks of 3 tokens.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  uint64_t id_a = 0;
+  Collector blocker, ca, cb;
+  blocker.on_token([&, released](size_t n) {
+    if (n == 1) released.wait();
+    if (n == 3) e->cancel(id_a);
+  });
+  ASSERT_TRUE(e->submit(greedy_request({5, 6, 7}, 4), blocker.callback()).has_value());
+  auto ida = e->submit(greedy_request(a, 8), ca.callback());
+  ASSERT_TRUE(ida.has_value());
+  id_a = *ida;
+  ASSERT_TRUE(e->submit(greedy_request(b, 8), cb.callback()).has_value());
+  release.set_value();
+  EXPECT_EQ(ca.wait().final_event.finish_reason, FinishReason::kCancelled);
+  Outcome o = cb.wait();
+  EXPECT_EQ(o.tokens, want.tokens);
+  EXPECT_EQ(o.final_event.finish_reason, FinishReason::kLength);
+  // b took over what a had computed before the cancel, and computed the rest itself.
+  EXPECT_GT(o.final_event.cached_prompt_tokens, 0);
+  EXPECT_LT(o.final_event.cached_prompt_tokens, int32_t(prompts[2].tokens.size()));
+}
+
+// Logprobs are the log-softmax of the model's logits (computed here independently with
+// model::Context), the top list is sorted and starts with the greedy token.
+TEST(Engine, LogprobsAreTheModelsLogSoftmax) {
+  const auto prompts = load_ref("qwen2-tiny-F32.ref.json");
+  const auto& p = prompts[0];
+  auto m = model::Model::load(kModels + "qwen2-tiny-F32.gguf");
+  ASSERT_TRUE(m.has_value());
+  auto ctx = model::Context::create(**m, 1, 512, model::KvType::kF32, 1);
+  ASSERT_TRUE(ctx.has_value());
+  model::Batch batch;
+  for (size_t i = 0; i < p.tokens.size(); ++i)
+    batch.add(p.tokens[i], int32_t(i), 0, i + 1 == p.tokens.size(), /*is_prompt=*/true);
+  std::vector<float> logits;
+  ASSERT_TRUE((*ctx)->decode(batch, logits).is_ok());
+  double max_l = -1e30, sum = 0.0;
+  for (float l : logits) max_l = std::max(max_l, double(l));
+  for (float l : logits) sum += std::exp(double(l) - max_l);
+  const double log_z = max_l + std::log(sum);
+  std::vector<int32_t> order(logits.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = int32_t(i);
+  std::sort(order.begin(), order.end(),
+            [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+
+  auto e = make_engine("qwen2-tiny-F32.gguf", 1);
+  ASSERT_TRUE(e);
+  auto req = greedy_request(p.tokens, 3);
+  req.logprobs = true;
+  req.top_logprobs = 5;
+  std::vector<TokenEvent> events;
+  std::promise<void> done;
+  ASSERT_TRUE(e->submit(req, [&](const TokenEvent& ev) {
+                 if (ev.finished)
+                   done.set_value();
+                 else
+                   events.push_back(ev);
+               }).has_value());
+  done.get_future().wait();
+  ASSERT_EQ(events.size(), 3u);
+  const TokenEvent& first = events[0];
+  EXPECT_EQ(first.token, order[0]);
+  EXPECT_NEAR(first.logprob, logits[size_t(first.token)] - log_z, 1e-3);
+  ASSERT_EQ(first.top_logprobs.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(first.top_logprobs[i].token, order[i]) << i;
+    EXPECT_NEAR(first.top_logprobs[i].logprob, logits[size_t(order[i])] - log_z, 1e-3) << i;
+  }
+  for (const TokenEvent& ev : events) {
+    ASSERT_EQ(ev.top_logprobs.size(), 5u);
+    EXPECT_EQ(ev.top_logprobs[0].token, ev.token);  // greedy
+    EXPECT_FLOAT_EQ(ev.top_logprobs[0].logprob, ev.logprob);
+    EXPECT_LE(ev.logprob, 0.0f);
+    for (size_t i = 1; i < 5; ++i)
+      EXPECT_GE(ev.top_logprobs[i - 1].logprob, ev.top_logprobs[i].logprob);
+  }
+  // Without the flag: nothing computed.
+  Outcome plain = run_one(*e, greedy_request(p.tokens, 1));
+  EXPECT_EQ(plain.tokens, std::vector<int32_t>{first.token});
+  // Out of range.
+  auto bad = greedy_request(p.tokens, 1);
+  bad.logprobs = true;
+  bad.top_logprobs = kMaxTopLogprobs + 1;
+  auto r = e->submit(bad, nullptr);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
 }
 
 TEST(Engine, EmbeddingIsUnitLengthAndDeterministic) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dot_test_util.h"
+#include "kernels/matmul_amx.h"
 #include "kernels/vec_dot.h"
 
 namespace enclave::kernels {
@@ -85,7 +86,9 @@ TEST(Matmul, ThreadCountAndBatchDoNotChangeBits) {
       matmul(m.w, x.data(), n_tokens, y3.data(), p3, scratch.data());
       EXPECT_EQ(y1, y2) << dtype_name(t) << " n_tokens=" << n_tokens;
       EXPECT_EQ(y1, y3) << dtype_name(t) << " n_tokens=" << n_tokens;
-      // Token t of the batch equals a matrix-vector product of that token alone.
+      // Token t of the batch equals a matrix-vector product of that token alone, except on the
+      // AMX prompt path, which rounds differently (tests/kernels/matmul_amx_test.cc).
+      if (detail::amx_applies(t, n_tokens)) continue;
       for (int64_t tok : {int64_t{0}, n_tokens - 1}) {
         std::vector<float> yv(static_cast<size_t>(rows));
         matmul(m.w, x.data() + tok * cols, 1, yv.data(), p2);
