@@ -3,6 +3,11 @@
 # through nginx proxy_pass, (3) through `enclave serve` with the routing gateway (scanner on,
 # default policy -> cloud = that nginx), each at fixed rates, in the same run.
 #   RATES="1000 5000" bench/router/run_gateway_overhead.sh [BUILD_DIR] [DURATION_S]
+# AUDIT_FSYNC (default batch): the server's audit/usage durability. The server default, always,
+# puts an fdatasync (~3.6 ms p50 on this machine's disk) into every chat request before its answer,
+# which alone is 30x the 100 us target; batch fsyncs every 20 ms in the background.
+# IO_THREADS (default 1): HTTP io threads of `enclave serve` (2 cores shared with nginx and the
+# load generator).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build-router}
@@ -55,7 +60,8 @@ backends:
 CONF
 KEY=sk-enclave-bench-key-000000000000000000
 ENCLAVE_API_KEY=$KEY "$ENCLAVE" serve --model "$MODEL" --port $P_GW --data-dir "$WORK/data" \
-  --gateway "$WORK/gateway.yaml" --threads 1 --io-threads 1 >"$WORK/logs/serve.log" 2>&1 &
+  --gateway "$WORK/gateway.yaml" --threads 1 --io-threads "${IO_THREADS:-1}" \
+  --audit-fsync "${AUDIT_FSYNC:-batch}" >"$WORK/logs/serve.log" 2>&1 &
 GW_PID=$!
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$P_GW/health" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$P_UP/" >/dev/null 2>&1 && break
@@ -64,6 +70,7 @@ done
 
 BODY=$WORK/body.json
 echo '{"model":"deepseek-chat","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"What is the capital of France? Answer in one short sentence please."}],"max_tokens":32}' >"$BODY"
+echo "enclave serve: --io-threads ${IO_THREADS:-1} --audit-fsync ${AUDIT_FSYNC:-batch}"
 echo "check: $(curl -s -D - -o /dev/null -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' --data @"$BODY" http://127.0.0.1:$P_GW/v1/chat/completions | grep -i '^x-enclave' | tr -d '\r' | tr '\n' ' ')"
 
 for rate in "${RATES[@]}"; do

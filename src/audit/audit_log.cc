@@ -270,10 +270,8 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(AuditOptions options, crypto::S
   if (key.size() < 16) {
     return make_error(ErrorCode::kInvalidArgument, "audit key must be at least 128 bits");
   }
-  std::error_code ec;
-  fs::create_directories(options.dir, ec);
-  if (ec) {
-    return make_error(ErrorCode::kIo, "cannot create audit directory " + options.dir.string());
+  if (Status st = crypto::create_private_dirs(options.dir); !st) {
+    return make_error(ErrorCode::kIo, "cannot create audit directory: " + st.error().message);
   }
   if (!options.now_ms) options.now_ms = system_now_ms;
   if (options.batch_interval_ms == 0) options.batch_interval_ms = 1;

@@ -13,8 +13,8 @@
 #include "audit/siem.h"
 #include "audit/verify.h"
 #include "cli/commands.h"
+#include "cli/data_protection_access.h"
 #include "crypto/keystore.h"
-#include "crypto/passphrase.h"
 
 namespace enclave::cli {
 namespace {
@@ -44,13 +44,13 @@ int run_verify(const AuditArgs& a) {
   }
   crypto::SecretBytes key;
   if (!a.no_hmac) {
-    auto src = crypto::master_key_source_interactive(false);
-    if (!src) {
+    auto master = resolve_master_key(a.data_dir, MissingMasterKey::kPromptPassphrase);
+    if (!master) {
       std::fprintf(stderr, "error: %s (or pass --no-hmac to check the hash chain only)\n",
-                   src.error().message.c_str());
+                   master.error().message.c_str());
       return 2;
     }
-    auto ks = crypto::KeyStore::open(fs::path(a.data_dir) / "keys", *src);
+    auto ks = crypto::KeyStore::open(fs::path(a.data_dir) / "keys", master->source);
     if (!ks) {
       std::fprintf(stderr, "error: %s\n", ks.error().message.c_str());
       return 2;
@@ -143,6 +143,7 @@ void register_audit(CLI::App& app, int& exit_code) {
   verify->add_flag("--no-hmac", args->no_hmac,
                    "Check only the hash chain and sequence (no master key needed)");
   verify->callback([args, &exit_code] { exit_code = run_verify(*args); });
+  verify->footer(std::string(kMasterKeyHelp) + " Not needed with --no-hmac.");
 
   auto* exp = audit_cmd->add_subcommand(
       "export", "Send the audit log to a SIEM, at least once, resuming from the saved position");

@@ -1,6 +1,7 @@
 // `enclave keys init|rotate|api-create|api-list|api-revoke`: the key store in <data-dir>/keys and
 // API keys. Passphrases come from ENCLAVE_PASSPHRASE (ENCLAVE_NEW_PASSPHRASE for rotation) or a
-// terminal prompt, never from argv.
+// terminal prompt, never from argv. Opening an existing store resolves the master key as serve
+// does (data_protection_access.h), so serve's generated keys/master.key is found.
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -52,9 +53,9 @@ int run_init(const KeysArgs& a) {
 
 int run_rotate(const KeysArgs& a) {
   fs::path dir = fs::path(a.data_dir) / "keys";
-  auto source = crypto::master_key_source_interactive(false);
-  if (!source) return fail(source.error());
-  auto ks = crypto::KeyStore::open(dir, *source);
+  auto master = resolve_master_key(a.data_dir, MissingMasterKey::kPromptPassphrase);
+  if (!master) return fail(master.error());
+  auto ks = crypto::KeyStore::open(dir, master->source);
   if (!ks) return fail(ks.error());
   std::string old_fp = (*ks)->master_fingerprint();
   crypto::MasterKeySource next;
@@ -82,6 +83,13 @@ int run_rotate(const KeysArgs& a) {
   if (!seq) return fail(seq.error());
   std::printf("master key rotated: %s -> %s (data keys re-wrapped, data untouched)\n",
               old_fp.c_str(), (*ks)->master_fingerprint().c_str());
+  if (!master->key_file.empty()) {
+    // With no variable set, serve and these commands would keep reading the stale file.
+    std::printf(
+        "note: %s holds the old master key, which no longer opens the key store; shred it and "
+        "start serve with ENCLAVE_PASSPHRASE, ENCLAVE_MASTER_KEY or ENCLAVE_MASTER_KEY_FILE\n",
+        master->key_file.c_str());
+  }
   return 0;
 }
 
@@ -143,6 +151,7 @@ void register_keys(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"argon2id", "pbkdf2"}))
       ->capture_default_str();
   rotate->callback([args, &exit_code] { exit_code = run_rotate(*args); });
+  rotate->footer(kMasterKeyHelp);
 
   auto* create =
       keys->add_subcommand("api-create", "Create an API key for a tenant (printed once)");
@@ -150,15 +159,18 @@ void register_keys(CLI::App& app, int& exit_code) {
   create->add_option("--tenant", args->tenant, "Tenant the key belongs to")->required();
   create->add_option("--data-dir", args->data_dir, "Data directory")->capture_default_str();
   create->callback([args, &exit_code] { exit_code = run_api_create(*args); });
+  create->footer(kMasterKeyHelp);
 
   auto* list = keys->add_subcommand("api-list", "List API keys (names and ids, never the keys)");
   list->add_option("--data-dir", args->data_dir, "Data directory")->capture_default_str();
   list->callback([args, &exit_code] { exit_code = run_api_list(*args); });
+  list->footer(kMasterKeyHelp);
 
   auto* revoke = keys->add_subcommand("api-revoke", "Revoke an API key");
   revoke->add_option("NAME", args->name, "Key name")->required();
   revoke->add_option("--data-dir", args->data_dir, "Data directory")->capture_default_str();
   revoke->callback([args, &exit_code] { exit_code = run_api_revoke(*args); });
+  revoke->footer(kMasterKeyHelp);
 }
 
 }  // namespace enclave::cli

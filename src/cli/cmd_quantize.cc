@@ -1,5 +1,5 @@
 // `enclave quantize IN.gguf OUT.gguf TYPE [--threads N] [--force] [--verbose]`: rewrites a model
-// with its weights in another storage type (plain type or K-quant mix, see quantize_plan.h).
+// with its weights in another storage type (plain type or K-quant mix, see model/quantize_plan.h).
 // Metadata is copied; tensors stream through one buffer at a time, rows quantized in parallel.
 #include <sys/stat.h>
 
@@ -14,11 +14,11 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "cli/quantize_plan.h"
 #include "core/result.h"
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
 #include "kernels/quantize.h"
+#include "model/quantize_plan.h"
 
 namespace enclave::cli {
 namespace {
@@ -65,8 +65,8 @@ Status check_output_path(const QuantizeOptions& opt) {
   return Status::ok();
 }
 
-ModelFacts read_facts(const gguf::GgufFile& in) {
-  ModelFacts facts;
+model::ModelFacts read_facts(const gguf::GgufFile& in) {
+  model::ModelFacts facts;
   facts.architecture = in.architecture();
   auto get = [&](const std::string& key) -> uint32_t {
     if (facts.architecture.empty()) return 0;
@@ -131,13 +131,14 @@ struct Summary {
   std::map<std::string, size_t> out_types;
 };
 
-Result<Summary> run_quantize(const QuantizeOptions& opt, const QuantTarget& target) {
+Result<Summary> run_quantize(const QuantizeOptions& opt, const model::QuantTarget& target) {
   ENCLAVE_TRY_STATUS(check_output_path(opt));
   ENCLAVE_ASSIGN_OR_RETURN(gguf::GgufFile in, gguf::GgufFile::open(opt.input));
 
-  std::vector<TensorDesc> descs;
+  std::vector<model::TensorDesc> descs;
   for (const auto& t : in.tensors()) descs.push_back({t.name, t.type, t.n_dims, t.ne});
-  const std::vector<TensorPlan> plans = plan_quantization(target, read_facts(in), descs);
+  const std::vector<model::TensorPlan> plans =
+      model::plan_quantization(target, read_facts(in), descs);
 
   gguf::GgufWriter writer(in.alignment());
   writer.copy_metadata(in);
@@ -149,7 +150,7 @@ Result<Summary> run_quantize(const QuantizeOptions& opt, const QuantTarget& targ
   const auto& tensors = in.tensors();
   for (size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];
-    const TensorPlan& p = plans[i];
+    const model::TensorPlan& p = plans[i];
     std::vector<uint64_t> ne(t.ne.begin(), t.ne.begin() + std::max<uint32_t>(1, t.n_dims));
     ENCLAVE_TRY_STATUS(writer.add_tensor_info(t.name, p.type, ne));
     if (p.converted && dtype_traits(t.type).quantized) ++n_requant;
@@ -177,7 +178,7 @@ Result<Summary> run_quantize(const QuantizeOptions& opt, const QuantTarget& targ
                             : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   auto fill = [&](size_t index, std::span<uint8_t> out) -> Status {
     const auto& t = tensors[index];
-    const TensorPlan& p = plans[index];
+    const model::TensorPlan& p = plans[index];
     if (!p.converted) {
       if (out.size() != t.size_bytes) {
         return make_error(ErrorCode::kInternal, "tensor '" + t.name + "': copy size mismatch");
@@ -199,19 +200,20 @@ void register_quantize(CLI::App& app, int& exit_code) {
   auto opt = std::make_shared<QuantizeOptions>();
   auto* cmd = app.add_subcommand("quantize",
                                  "Convert a GGUF model's weights to another type or K-quant mix (" +
-                                     quant_target_list() + ")");
+                                     model::quant_target_list() + ")");
   cmd->add_option("input", opt->input, "Source model (.gguf)")->required();
   cmd->add_option("output", opt->output, "Destination file (.gguf); never the input")->required();
-  cmd->add_option("type", opt->type, "Target type or mix: " + quant_target_list())->required();
+  cmd->add_option("type", opt->type, "Target type or mix: " + model::quant_target_list())
+      ->required();
   cmd->add_option("-t,--threads", opt->threads, "Worker threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   cmd->add_flag("-f,--force", opt->force, "Replace an existing output file");
   cmd->add_flag("-v,--verbose", opt->verbose, "List every tensor with its old and new type");
   cmd->callback([opt, &exit_code] {
-    const auto target = parse_quant_target(opt->type);
+    const auto target = model::parse_quant_target(opt->type);
     if (!target) {
       std::fprintf(stderr, "enclave quantize: error: unknown type '%s'; valid types: %s\n",
-                   opt->type.c_str(), quant_target_list().c_str());
+                   opt->type.c_str(), model::quant_target_list().c_str());
       exit_code = 2;
       return;
     }

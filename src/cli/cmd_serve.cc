@@ -8,12 +8,11 @@
 #include <ctime>
 #include <filesystem>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "audit/audit_log.h"
 #include "cli/commands.h"
-#include "crypto/keystore.h"
+#include "cli/data_protection_access.h"
 #include "engine/engine.h"
 #include "model/synth.h"
 #include "router/gateway.h"
@@ -70,62 +69,42 @@ Result<std::shared_ptr<server::KeyStore>> load_keys(const server::ServerConfig& 
   return std::make_shared<server::KeyStore>(std::move(ks));
 }
 
-// Key store, audit log, database and retention (each request is audited; usage is recorded).
-struct DataProtection {
-  std::unique_ptr<crypto::KeyStore> keys;
-  std::unique_ptr<audit::AuditLog> log;
-  std::unique_ptr<store::Store> db;
-  std::unique_ptr<store::RetentionScheduler> retention;
+// Key store, audit log and database (cli/data_protection_access.h) plus retention: each request
+// is audited, usage is recorded.
+struct ServeDataProtection : DataProtection {
+  std::unique_ptr<store::RetentionScheduler> retention;  // destroyed before `db`, which it uses
 };
 
-// The master key comes from ENCLAVE_MASTER_KEY / ENCLAVE_MASTER_KEY_FILE / ENCLAVE_PASSPHRASE;
-// with none of them, a random key file data_dir/keys/master.key is generated on first start so
-// that the embedded defaults work without an operator passphrase.
-Result<DataProtection> open_data_protection(const std::string& data_dir) {
-  namespace fs = std::filesystem;
-  fs::path dir(data_dir);
-  DataProtection dp;
-  Result<crypto::MasterKeySource> src = crypto::MasterKeySource::from_environment();
-  if (!src && src.error().code == ErrorCode::kNotFound) {
-    fs::path key_file = dir / "keys" / "master.key";
-    bool created = false;
-    src = crypto::MasterKeySource::load_or_create_key_file(key_file, &created);
-    if (src) {
-      log(created ? "generated a master key file %s (mode 0600): no %s configured"
-                  : "using the master key file %s: no %s configured",
-          key_file.string(), "ENCLAVE_PASSPHRASE / ENCLAVE_MASTER_KEY / ENCLAVE_MASTER_KEY_FILE");
-      log("the key file sits next to the data it protects; for production use a passphrase "
-          "(ENCLAVE_PASSPHRASE) or an external key (ENCLAVE_MASTER_KEY_FILE on separate storage)");
-    }
+// The master key is resolved as for the other data-protection commands; with none configured, a
+// random key file data_dir/keys/master.key is generated on first start so that the embedded
+// defaults work without an operator passphrase.
+Result<ServeDataProtection> open_serve_data_protection(const std::string& data_dir,
+                                                       const std::string& fsync_name) {
+  ENCLAVE_ASSIGN_OR_RETURN(audit::FsyncPolicy fsync, audit::parse_fsync_policy(fsync_name));
+  Result<DataProtection> opened =
+      open_data_protection(data_dir, {.missing_master_key = MissingMasterKey::kCreateKeyFile,
+                                      .create_key_store = true,
+                                      .actor = "serve",
+                                      .fsync = fsync});
+  if (!opened) return opened.error();
+  ServeDataProtection dp;
+  static_cast<DataProtection&>(dp) = std::move(opened).value();
+  if (!dp.master_key_file.empty()) {
+    log(dp.master_key_file_created ? "generated a master key file %s (mode 0600): no %s configured"
+                                   : "using the master key file %s: no %s configured",
+        dp.master_key_file.string(),
+        "ENCLAVE_PASSPHRASE / ENCLAVE_MASTER_KEY / ENCLAVE_MASTER_KEY_FILE");
+    log("the key file sits next to the data it protects; for production use a passphrase "
+        "(ENCLAVE_PASSPHRASE) or an external key (ENCLAVE_MASTER_KEY_FILE on separate storage)");
   }
-  if (!src) return src.error();
-  fs::path key_dir = dir / "keys";
-  if (crypto::KeyStore::exists(key_dir)) {
-    ENCLAVE_ASSIGN_OR_RETURN(dp.keys, crypto::KeyStore::open(key_dir, *src));
-  } else {
-    std::optional<crypto::KdfParams> kdf;
-    if (src->kind == crypto::MasterKeySource::Kind::kPassphrase) {
-      ENCLAVE_ASSIGN_OR_RETURN(kdf, crypto::KdfParams::defaults(crypto::KdfKind::kArgon2id));
-    }
-    ENCLAVE_ASSIGN_OR_RETURN(dp.keys,
-                             crypto::KeyStore::create(key_dir, *src, kdf ? &*kdf : nullptr));
-    log("created key store %s", key_dir.string());
-  }
-  ENCLAVE_ASSIGN_OR_RETURN(dp.log, audit::open_audit_log({.dir = dir / "audit"}, *dp.keys));
-  ENCLAVE_ASSIGN_OR_RETURN(dp.db, store::Store::open({.db_path = dir / "enclave.db"}, *dp.keys));
-  audit::AuditLog* alog = dp.log.get();
-  dp.db->set_event_sink([alog](const store::AdminEvent& e) -> Status {
-    auto seq = alog->append_admin({e.action, "serve", e.tenant, e.fields});
-    if (!seq) return seq.error();
-    return Status::ok();
-  });
+  if (dp.key_store_created) log("created key store %s", dp.keys->dir().string());
   dp.retention = std::make_unique<store::RetentionScheduler>(*dp.db, std::chrono::hours(1));
   dp.retention->start();
   return dp;
 }
 
 // Request audit + usage hooks and the tenant-erase admin route on the server.
-void wire_data_protection(DataProtection& dp, server::Services& services) {
+void wire_data_protection(DataProtection& dp, server::Services& services, bool fsync_always) {
   audit::AuditLog* alog = dp.log.get();
   store::Store* db = dp.db.get();
   server::AuditHooks hooks;
@@ -166,7 +145,11 @@ void wire_data_protection(DataProtection& dp, server::Services& services) {
       log("usage record failed for request %s: %s", r.request_id, st.error().message);
     }
   };
-  hooks.run = services.run_blocking;
+  // An fsync per append must not stall an io thread; without it the append (a write to the
+  // page cache) runs inline, sparing the request two thread hand-offs. Usage rows always go to
+  // the blocking pool: they are off the response path.
+  if (fsync_always) hooks.run = services.run_blocking;
+  hooks.run_after = services.run_blocking;
   services.auditor = std::make_shared<server::RequestAuditor>(std::move(hooks));
   services.erase_tenant = [db](const std::string& tenant,
                                const std::string& actor) -> Result<std::string> {
@@ -248,6 +231,7 @@ int serve(ServeFlags& f, CLI::App& cmd) {
   if (given("--tls-client-ca")) cfg.tls_client_ca = f.cfg.tls_client_ca;
   if (given("--metrics-public")) cfg.metrics_public = true;
   if (given("--shutdown-timeout")) cfg.shutdown_timeout_s = f.shutdown_timeout_s;
+  if (given("--audit-fsync")) cfg.audit_fsync = f.cfg.audit_fsync;
   if (cfg.parallel < 1 || cfg.threads < 1 || cfg.ctx < 16 || cfg.io_threads < 1) {
     std::fprintf(stderr,
                  "enclave serve: --parallel/--threads/--io-threads must be >= 1, --ctx >= 16\n");
@@ -259,7 +243,7 @@ int serve(ServeFlags& f, CLI::App& cmd) {
     std::fprintf(stderr, "enclave serve: %s\n", keys.error().message.c_str());
     return 1;
   }
-  Result<DataProtection> dp = open_data_protection(cfg.data_dir);
+  Result<ServeDataProtection> dp = open_serve_data_protection(cfg.data_dir, cfg.audit_fsync);
   if (!dp) {
     std::fprintf(stderr, "enclave serve: %s\n", dp.error().message.c_str());
     return dp.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
@@ -284,7 +268,7 @@ int serve(ServeFlags& f, CLI::App& cmd) {
     return srv.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
   }
   server::Server& server = **srv;
-  wire_data_protection(*dp, server.services());
+  wire_data_protection(*dp, server.services(), cfg.audit_fsync == "always");
   // Routing gateway: --gateway FILE, or DEEPSEEK_API_KEY (+ DEEPSEEK_BASE_URL) alone.
   std::unique_ptr<router::Gateway> gateway;
   if (const char* ds = std::getenv("DEEPSEEK_API_KEY"); !f.gateway_path.empty() || (ds && *ds)) {
@@ -388,6 +372,9 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_flag("--metrics-public", f->cfg.metrics_public, "Serve /metrics without an admin key");
   cmd->add_option("--shutdown-timeout", f->shutdown_timeout_s,
                   "Seconds to finish in-flight requests on SIGTERM (default 10)");
+  cmd->add_option("--audit-fsync", f->cfg.audit_fsync,
+                  "Audit log and usage database durability: always (default), batch, never")
+      ->check(CLI::IsMember({"always", "batch", "never"}));
   cmd->add_option("--demo-vocab", f->demo_vocab,
                   "Vocabulary GGUF used to generate the demo model when no --model is given");
   cmd->add_option(

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "cli/commands.h"
-#include "cli/quantize_plan.h"
+#include "model/quantize_plan.h"
 #include "model/synth.h"
 
 namespace enclave::cli {
@@ -39,7 +39,7 @@ void register_synth(CLI::App& app, int& exit_code) {
       "synth",
       "Write a random-weight model with the shapes and metadata of a real one (demo/bench)");
   cmd->add_option("--preset", a->preset, "Model shape: " + preset_list())->required();
-  cmd->add_option("--type", a->type, "Weight type or mix: " + quant_target_list())
+  cmd->add_option("--type", a->type, "Weight type or mix: " + model::quant_target_list())
       ->default_val("Q4_0");
   cmd->add_option("--vocab", a->vocab,
                   "GGUF whose tokenizer.* keys are copied (vocab-only is fine); default: a "
@@ -51,10 +51,10 @@ void register_synth(CLI::App& app, int& exit_code) {
   cmd->add_option("-t,--threads", a->threads, "Worker threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   cmd->callback([a, &exit_code] {
-    const auto target = parse_quant_target(a->type);
+    const auto target = model::parse_quant_target(a->type);
     if (!target) {
       std::fprintf(stderr, "enclave synth: error: unknown type '%s'; valid types: %s\n",
-                   a->type.c_str(), quant_target_list().c_str());
+                   a->type.c_str(), model::quant_target_list().c_str());
       exit_code = 2;
       return;
     }
@@ -68,30 +68,6 @@ void register_synth(CLI::App& app, int& exit_code) {
     o.n_threads = a->threads > 0
                       ? a->threads
                       : static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
-    o.file_type = target->file_type;
-    const model::SynthPreset* preset = model::find_synth_preset(a->preset);
-    const uint32_t n_layer =
-        static_cast<uint32_t>(a->layers > 0 ? a->layers : (preset ? preset->n_layer : 0));
-    o.plan_types =
-        [target = *target, preset, n_layer](
-            const std::vector<std::string>& names,
-            const std::vector<std::vector<uint64_t>>& shapes) -> Result<std::vector<DType>> {
-      ModelFacts facts;
-      facts.architecture = preset ? std::string(preset->arch) : "";
-      facts.n_layer = n_layer;
-      std::vector<TensorDesc> descs;
-      for (size_t i = 0; i < names.size(); ++i) {
-        TensorDesc d;
-        d.name = names[i];
-        d.type = DType::kF32;
-        d.n_dims = static_cast<uint32_t>(shapes[i].size());
-        for (size_t k = 0; k < shapes[i].size() && k < 4; ++k) d.ne[k] = shapes[i][k];
-        descs.push_back(d);
-      }
-      std::vector<DType> types;
-      for (const TensorPlan& p : plan_quantization(target, facts, descs)) types.push_back(p.type);
-      return types;
-    };
     const auto start = std::chrono::steady_clock::now();
     auto r = model::synthesize(o);
     if (!r) {

@@ -1,5 +1,6 @@
 // `enclave tenant create|list|erase|set`: tenants, their data keys and erasure by
-// crypto-shredding. Every change is recorded in the audit log.
+// crypto-shredding. Every change is recorded in the audit log. The master key is resolved as serve
+// does (data_protection_access.h).
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -105,6 +106,7 @@ void register_tenant(CLI::App& app, int& exit_code) {
   erase->add_option("NAME", args->name, "Tenant name")->required();
   erase->add_option("--data-dir", args->data_dir, "Data directory")->capture_default_str();
   erase->callback([args, &exit_code] { exit_code = run_erase(*args); });
+  for (CLI::App* sub : {create, set, list, erase}) sub->footer(kMasterKeyHelp);
 }
 
 }  // namespace enclave::cli

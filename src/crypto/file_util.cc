@@ -1,6 +1,7 @@
 #include "crypto/file_util.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -85,6 +86,31 @@ Status shred_file(const std::filesystem::path& path) {
   if (!st) return st;
   if (::unlink(path.c_str()) != 0) return io_error("cannot remove", path);
   return fsync_dir(path.parent_path());
+}
+
+Status create_private_dirs(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (dir.empty() || std::filesystem::is_directory(dir, ec)) return Status::ok();
+  const std::filesystem::path parent = dir.parent_path();
+  if (!parent.empty() && parent != dir) ENCLAVE_TRY_STATUS(create_private_dirs(parent));
+  if (::mkdir(dir.c_str(), 0700) != 0) {
+    if (errno == EEXIST && std::filesystem::is_directory(dir, ec)) return Status::ok();
+    return io_error("cannot create directory", dir);
+  }
+  // mkdir applies the umask, which may have cleared owner bits too.
+  if (::chmod(dir.c_str(), 0700) != 0) return io_error("cannot set mode 0700 on", dir);
+  return Status::ok();
+}
+
+Status create_private_file(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return Status::ok();
+    return io_error("cannot create", path);
+  }
+  Status st = ::fchmod(fd, 0600) == 0 ? Status::ok() : io_error("cannot set mode 0600 on", path);
+  ::close(fd);
+  return st;
 }
 
 }  // namespace enclave::crypto

@@ -196,11 +196,11 @@ Result<MasterKeySource> MasterKeySource::load_or_create_key_file(const fs::path&
   std::error_code ec;
   if (fs::exists(path, ec)) return from_key_file(path);
   if (path.has_parent_path()) {
-    fs::create_directories(path.parent_path(), ec);
-    if (ec) {
-      return make_error(ErrorCode::kIo, "cannot create directory " + path.parent_path().string() +
-                                            " for the master key file; check permissions or set " +
-                                            kEnvMasterKeyFile);
+    if (Status st = create_private_dirs(path.parent_path()); !st) {
+      return make_error(ErrorCode::kIo,
+                        st.error().message +
+                            " (for the master key file); check permissions or set " +
+                            kEnvMasterKeyFile);
     }
     fs::permissions(path.parent_path(), fs::perms::owner_all, fs::perm_options::replace, ec);
   }
@@ -250,9 +250,11 @@ Result<std::unique_ptr<KeyStore>> KeyStore::create(const fs::path& dir,
     if (!options.allow_weak_kdf) ENCLAVE_TRY_STATUS(check_kdf_strength(*kdf));
   }
   std::error_code ec;
-  fs::create_directories(dir / "tenants", ec);
-  fs::create_directories(dir / "system", ec);
-  if (ec) return make_error(ErrorCode::kIo, "cannot create key store directory " + dir.string());
+  for (const fs::path& sub : {dir / "tenants", dir / "system"}) {
+    if (Status st = create_private_dirs(sub); !st) {
+      return make_error(ErrorCode::kIo, "cannot create key store directory: " + st.error().message);
+    }
+  }
   fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
 
   ENCLAVE_ASSIGN_OR_RETURN(SecretBytes master, master_from_source(source, kdf));

@@ -6,12 +6,14 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
 #include "kernels/quantize.h"
 #include "kernels/thread_pool.h"
 #include "model/chat_templates.h"
+#include "model/quantize_plan.h"
 
 namespace enclave::model {
 
@@ -28,94 +30,6 @@ const SynthPreset kPresets[] = {
     {"demo-tiny", "Enclave demo-tiny (qwen2)", "qwen2", 256, 2, 4, 2, 64, 768, 4096, 10000.0f,
      1e-6f, true, false, kR1DistillQwenTemplate},
 };
-
-// llama_ftype ids (include/llama.h).
-struct MixInfo {
-  std::string_view name;
-  DType base;
-  uint32_t ftype;
-  bool more_bits;  // attn_v / ffn_down Q6_K on use_more_bits layers (the _M mixes)
-};
-constexpr MixInfo kMixes[] = {
-    {"Q4_K_M", DType::kQ4_K, 15, true},
-    {"Q4_K_S", DType::kQ4_K, 14, false},
-    {"Q5_K_M", DType::kQ5_K, 17, true},
-    {"Q5_K_S", DType::kQ5_K, 16, false},
-};
-
-uint32_t plain_ftype(DType t) {
-  switch (t) {
-    case DType::kF32:
-      return 0;
-    case DType::kF16:
-      return 1;
-    case DType::kQ4_0:
-      return 2;
-    case DType::kQ4_1:
-      return 3;
-    case DType::kQ8_0:
-      return 7;
-    case DType::kQ5_0:
-      return 8;
-    case DType::kQ5_1:
-      return 9;
-    case DType::kQ2_K:
-      return 10;
-    case DType::kQ3_K:
-      return 12;
-    case DType::kQ4_K:
-      return 15;
-    case DType::kQ5_K:
-      return 17;
-    case DType::kQ6_K:
-      return 18;
-    case DType::kBF16:
-      return 32;
-    default:
-      return 0;
-  }
-}
-
-bool is_k_quant(DType t) {
-  return t == DType::kQ2_K || t == DType::kQ3_K || t == DType::kQ4_K || t == DType::kQ5_K ||
-         t == DType::kQ6_K;
-}
-
-// llama.cpp's fallback when a K-quant row length is not a multiple of 256.
-DType fallback_type(DType t, uint64_t ne0) {
-  if (!is_k_quant(t) || ne0 % 256 == 0) {
-    if (dtype_traits(t).block_elems > 1 && ne0 % dtype_traits(t).block_elems != 0)
-      return DType::kF16;
-    return t;
-  }
-  DType f = DType::kF16;
-  switch (t) {
-    case DType::kQ4_K:
-      f = DType::kQ5_0;
-      break;
-    case DType::kQ5_K:
-      f = DType::kQ5_1;
-      break;
-    case DType::kQ6_K:
-      f = DType::kQ8_0;
-      break;
-    default:
-      f = DType::kF16;
-      break;
-  }
-  if (ne0 % dtype_traits(f).block_elems != 0) f = DType::kF16;
-  return f;
-}
-
-// Layer index from "blk.N.xxx", or -1.
-int layer_of(const std::string& name) {
-  if (name.rfind("blk.", 0) != 0) return -1;
-  return std::atoi(name.c_str() + 4);
-}
-
-bool use_more_bits(int i, int n) {
-  return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
-}
 
 uint64_t splitmix64(uint64_t& state) {
   uint64_t z = (state += 0x9e3779b97f4a7c15ull);
@@ -136,7 +50,7 @@ inline float fast_normal(uint64_t& state) {
 
 enum class Fill { kNormal, kOnes, kRopeFreqs };
 
-struct TensorPlan {
+struct SynthTensor {
   std::string name;
   std::vector<uint64_t> ne;
   DType type;
@@ -178,50 +92,6 @@ std::vector<std::string_view> synth_preset_names() {
   std::vector<std::string_view> names;
   for (const SynthPreset& p : kPresets) names.push_back(p.name);
   return names;
-}
-
-Result<TensorTypeFn> builtin_type_plan(std::string_view type_name, int32_t n_layer,
-                                       uint32_t* file_type) {
-  std::string upper(type_name);
-  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  DType base = DType::kF32;
-  bool more_bits = false;
-  uint32_t ftype = 0;
-  bool found = false;
-  for (const MixInfo& m : kMixes) {
-    if (m.name == upper) {
-      base = m.base;
-      more_bits = m.more_bits;
-      ftype = m.ftype;
-      found = true;
-    }
-  }
-  if (!found) {
-    std::optional<DType> t = dtype_from_name(type_name);
-    if (!t || !kernels::can_quantize(*t) || *t == DType::kQ8_1 || *t == DType::kQ8_K) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "unknown or unsupported --type '" + std::string(type_name) +
-                       "'; use F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, "
-                       "Q5_K, Q6_K, Q4_K_S, Q4_K_M, Q5_K_S or Q5_K_M");
-    }
-    base = *t;
-    ftype = plain_ftype(base);
-  }
-  if (file_type) *file_type = ftype;
-  const bool float_base = base == DType::kF32 || base == DType::kF16 || base == DType::kBF16;
-  return TensorTypeFn([base, more_bits, float_base, n_layer](
-                          const std::string& name, const std::vector<uint64_t>& ne) -> DType {
-    if (ne.size() < 2) return DType::kF32;  // norms, biases, rope_freqs
-    DType t = base;
-    if (name == "output.weight" && !float_base && base != DType::kQ8_0) t = DType::kQ6_K;
-    if (more_bits) {
-      const int il = layer_of(name);
-      const bool v = name.find(".attn_v.weight") != std::string::npos;
-      const bool down = name.find(".ffn_down.weight") != std::string::npos;
-      if ((v || down) && il >= 0 && use_more_bits(il, n_layer)) t = DType::kQ6_K;
-    }
-    return fallback_type(t, ne[0]);
-  });
 }
 
 // A minimal byte-level BPE vocabulary: the 256 GPT-2 byte symbols (id = byte value), no merges,
@@ -322,6 +192,11 @@ Result<SynthReport> synthesize(const SynthOptions& o) {
   if (o.n_threads < 1) return Error(ErrorCode::kInvalidArgument, "n_threads must be >= 1");
   if (!(o.weight_std > 0.0f)) return Error(ErrorCode::kInvalidArgument, "weight std must be > 0");
   const int32_t n_layer = o.layers > 0 ? o.layers : p->n_layer;
+  const std::optional<QuantTarget> target = parse_quant_target(o.type_name);
+  if (!target) {
+    return Error(ErrorCode::kInvalidArgument, "unknown or unsupported type '" + o.type_name +
+                                                  "'; valid types: " + quant_target_list());
+  }
 
   // No vocabulary file: a built-in byte-level vocabulary (demo models need no download).
   std::optional<gguf::GgufFile> vocab_file;
@@ -348,12 +223,6 @@ Result<SynthReport> synthesize(const SynthOptions& o) {
   }
   const int32_t n_vocab = static_cast<int32_t>(tokens->size());
 
-  TensorTypeFn type_for;
-  uint32_t ftype = o.file_type;
-  if (!o.plan_types) {
-    ENCLAVE_ASSIGN_OR_RETURN(type_for, builtin_type_plan(o.type_name, n_layer, &ftype));
-  }
-
   const std::string arch(p->arch);
   gguf::GgufWriter w;
   w.set_string("general.architecture", arch);
@@ -361,7 +230,7 @@ Result<SynthReport> synthesize(const SynthOptions& o) {
   w.set_string("general.description", "enclave synth: random weights N(0, " +
                                           std::to_string(o.weight_std) + "), seed " +
                                           std::to_string(o.seed) + "; not a trained model");
-  w.set_uint32("general.file_type", ftype);
+  w.set_uint32("general.file_type", target->file_type);
   w.set_bool("enclave.synth", true);
   const std::string a = arch + ".";
   w.set_uint32(a + "context_length", static_cast<uint32_t>(p->n_ctx_train));
@@ -387,10 +256,9 @@ Result<SynthReport> synthesize(const SynthOptions& o) {
   const uint64_t kvd = static_cast<uint64_t>(p->n_head_kv) * p->head_dim;
   const uint64_t F = static_cast<uint64_t>(p->n_ff);
   const uint64_t V = static_cast<uint64_t>(n_vocab);
-  std::vector<TensorPlan> plan;
+  std::vector<SynthTensor> plan;
   auto add = [&](std::string name, std::vector<uint64_t> ne, Fill fill) {
-    const DType t = type_for ? type_for(name, ne) : DType::kF32;
-    plan.push_back(TensorPlan{std::move(name), std::move(ne), t, fill});
+    plan.push_back(SynthTensor{std::move(name), std::move(ne), DType::kF32, fill});
   };
   add("token_embd.weight", {E, V}, Fill::kNormal);
   add("output_norm.weight", {E}, Fill::kOnes);
@@ -412,22 +280,25 @@ Result<SynthReport> synthesize(const SynthOptions& o) {
     add(b + "ffn_up.weight", {E, F}, Fill::kNormal);
     add(b + "ffn_down.weight", {F, E}, Fill::kNormal);
   }
-  if (o.plan_types) {
-    std::vector<std::string> names;
-    std::vector<std::vector<uint64_t>> shapes;
-    for (const TensorPlan& t : plan) {
-      names.push_back(t.name);
-      shapes.push_back(t.ne);
-    }
-    ENCLAVE_ASSIGN_OR_RETURN(std::vector<DType> types, o.plan_types(names, shapes));
-    if (types.size() != plan.size()) {
-      return Error(ErrorCode::kInternal, "synth: the type plan returned a wrong number of types");
-    }
-    for (size_t i = 0; i < plan.size(); ++i) plan[i].type = types[i];
+  // The types `enclave quantize` would give an F32 model of these shapes (one rule set).
+  ModelFacts facts;
+  facts.architecture = arch;
+  facts.n_layer = static_cast<uint32_t>(n_layer);
+  std::vector<TensorDesc> descs;
+  descs.reserve(plan.size());
+  for (const SynthTensor& t : plan) {
+    TensorDesc d;
+    d.name = t.name;
+    d.type = DType::kF32;
+    d.n_dims = static_cast<uint32_t>(t.ne.size());
+    std::copy(t.ne.begin(), t.ne.end(), d.ne.begin());
+    descs.push_back(std::move(d));
   }
+  const std::vector<TensorPlan> types = plan_quantization(*target, facts, descs);
+  for (size_t i = 0; i < plan.size(); ++i) plan[i].type = types[i].type;
   bool any_quant = false;
   SynthReport report;
-  for (const TensorPlan& t : plan) {
+  for (const SynthTensor& t : plan) {
     if (!kernels::can_quantize(t.type)) {
       return Error(ErrorCode::kInvalidArgument, "the type plan chose " +
                                                     std::string(dtype_name(t.type)) + " for " +
@@ -445,7 +316,7 @@ Result<SynthReport> synthesize(const SynthOptions& o) {
   const std::vector<float> rope_freqs =
       p->llama3_rope ? llama3_rope_freqs(p->head_dim, p->rope_base) : std::vector<float>();
   auto fill = [&](size_t index, std::span<uint8_t> out) -> Status {
-    const TensorPlan& t = plan[index];
+    const SynthTensor& t = plan[index];
     const int64_t ne0 = static_cast<int64_t>(t.ne[0]);
     const int64_t rows = t.ne.size() > 1 ? static_cast<int64_t>(t.ne[1]) : 1;
     const size_t row_bytes = dtype_row_bytes(t.type, static_cast<uint64_t>(ne0));

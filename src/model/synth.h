@@ -3,12 +3,10 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "core/dtype.h"
 #include "core/result.h"
 
 namespace enclave::model {
@@ -27,32 +25,15 @@ struct SynthPreset {
 const SynthPreset* find_synth_preset(std::string_view name);
 std::vector<std::string_view> synth_preset_names();
 
-// Storage type of one tensor: name and GGUF ne.
-using TensorTypeFn = std::function<DType(const std::string& name, const std::vector<uint64_t>& ne)>;
-
-// The built-in per-tensor type plan for a mix or type name: plain types ("Q4_0", "Q8_0", "F16",
-// "Q6_K", ...) and K-quant mixes ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q5_K_S"), following llama.cpp's
-// default rules: 1-D tensors F32; output.weight Q6_K for 4/5-bit types (Q8_0 files keep Q8_0);
-// Q*_K_M: attn_v and ffn_down Q6_K on the "more bits" layers; K-quant rows not divisible by 256
-// fall back to Q5_0 / Q5_1 / Q8_0 / F16. `file_type` receives the llama_ftype id.
-Result<TensorTypeFn> builtin_type_plan(std::string_view type_name, int32_t n_layer,
-                                       uint32_t* file_type);
-
 struct SynthOptions {
   std::string preset;
-  std::string type_name = "Q4_0";
-  std::string vocab_path;  // GGUF with tokenizer.* keys (vocab-only files are fine)
+  std::string type_name = "Q4_0";  // a target of model/quantize_plan.h: plain type or K-quant mix
+  std::string vocab_path;          // GGUF with tokenizer.* keys (vocab-only files are fine)
   std::string out_path;
   uint64_t seed = 42;
   int32_t layers = 0;  // > 0 overrides the preset's layer count
   int32_t n_threads = 2;
   float weight_std = 0.02f;
-  // Optional: chooses every tensor's type at once (e.g. the CLI's quantize plan), overriding
-  // builtin_type_plan; gets names and GGUF ne in file order, returns one type per tensor.
-  std::function<Result<std::vector<DType>>(const std::vector<std::string>& names,
-                                           const std::vector<std::vector<uint64_t>>& ne)>
-      plan_types;
-  uint32_t file_type = 0;  // general.file_type when plan_types is set
 };
 
 struct SynthReport {
@@ -65,7 +46,9 @@ struct SynthReport {
 
 // Writes the model atomically. Deterministic for a given (preset, type, vocab, seed, layers),
 // independent of n_threads. Weights are N(0, weight_std) (a fast binomial+uniform approximation
-// of the normal distribution), norms 1.0.
+// of the normal distribution), norms 1.0. Tensor types come from plan_quantization
+// (model/quantize_plan.h) for `type_name`: what `enclave quantize` gives an F32 model of the
+// shapes.
 Result<SynthReport> synthesize(const SynthOptions& options);
 
 }  // namespace enclave::model

@@ -69,11 +69,11 @@ Status check_keys(const YAML::Node& map, const std::set<std::string>& allowed,
 }
 
 Result<BackendConfig> parse_backend(const YAML::Node& n, const std::string& where, EnvLookup env) {
-  ENCLAVE_TRY_STATUS(
-      check_keys(n,
-                 {"name", "type", "preset", "base_url", "url", "api_key", "api_key_env", "ca_file",
-                  "verify_tls", "models", "model_map", "price_input_per_mtok_usd", "health_check"},
-                 where));
+  ENCLAVE_TRY_STATUS(check_keys(n,
+                                {"name", "type", "preset", "base_url", "url", "api_key",
+                                 "api_key_env", "ca_file", "verify_tls", "models", "model_map",
+                                 "price_input_per_mtok_usd", "health_check", "completions_path"},
+                                where));
   BackendConfig b;
   if (!n["name"]) return bad(where, "missing name");
   ENCLAVE_ASSIGN_OR_RETURN(b.name, str(n["name"], where + ".name"));
@@ -96,6 +96,7 @@ Result<BackendConfig> parse_backend(const YAML::Node& n, const std::string& wher
     if (preset != "deepseek") return bad(where + ".preset", "unknown preset (deepseek)");
     b.kind = BackendKind::kCloud;
     b.base_url = "https://api.deepseek.com";
+    b.completions_path = kDeepSeekCompletionsPath;
     b.models = {"deepseek-chat", "deepseek-reasoner"};
     b.price_input_per_mtok_usd = 0.28;
     if (!n["api_key_env"] && !n["api_key"]) {
@@ -119,6 +120,14 @@ Result<BackendConfig> parse_backend(const YAML::Node& n, const std::string& wher
   }
   if (n["ca_file"]) {
     ENCLAVE_ASSIGN_OR_RETURN(b.ca_file, str(n["ca_file"], where + ".ca_file"));
+  }
+  if (n["completions_path"]) {
+    ENCLAVE_ASSIGN_OR_RETURN(b.completions_path,
+                             str(n["completions_path"], where + ".completions_path"));
+    if (b.completions_path.empty() || b.completions_path[0] != '/' ||
+        b.completions_path.find_first_of(" \r\n?#") != std::string::npos) {
+      return bad(where + ".completions_path", "must be a path such as /completions");
+    }
   }
   if (n["verify_tls"]) {
     ENCLAVE_ASSIGN_OR_RETURN(b.verify_tls, boolean(n["verify_tls"], where + ".verify_tls"));
@@ -495,6 +504,7 @@ Result<GatewayConfig> gateway_config_from_env(EnvLookup env) {
     ds.base_url = "https://api.deepseek.com";
     if (auto url = env("DEEPSEEK_BASE_URL"); url && !url->empty()) ds.base_url = *url;
     ds.api_key = *key;
+    ds.completions_path = kDeepSeekCompletionsPath;
     ds.models = {"deepseek-chat", "deepseek-reasoner"};
     ds.price_input_per_mtok_usd = 0.28;
     cfg.backends.push_back(ds);

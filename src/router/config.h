@@ -15,6 +15,7 @@
 namespace enclave::router {
 
 enum class BackendKind { kLocal, kNode, kCloud };
+inline constexpr const char* kDeepSeekCompletionsPath = "/beta/completions";
 const char* backend_kind_name(BackendKind kind);
 
 struct BackendConfig {
@@ -29,6 +30,9 @@ struct BackendConfig {
   std::map<std::string, std::string> model_map;  // requested id -> upstream id
   double price_input_per_mtok_usd = 0.0;         // for the cost condition
   bool health_check = false;                     // GET /health periodically (default: nodes)
+  // Text completions go to base_url + this. OpenAI-compatible servers and Enclave nodes:
+  // /completions; DeepSeek serves them (FIM, beta) at /beta/completions (the preset's value).
+  std::string completions_path = "/completions";
   // Whether content sent here leaves the trust boundary. Cloud: always true.
   bool egress() const { return kind == BackendKind::kCloud; }
 };

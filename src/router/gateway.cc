@@ -29,16 +29,35 @@ double ms_since(SteadyClock::time_point t) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
 }
 
+// Where a scanned text sits in the request; spelled out (e.g. "messages[2].content") only for
+// an error message, so the common path builds no strings.
+struct TextLoc {
+  const char* field;  // member of messages[index]; or "stop" (stop[index]), "prompt"
+  size_t index = 0;
+  bool in_message = false;
+  std::string str() const {
+    if (in_message) return "messages[" + std::to_string(index) + "]." + field;
+    if (std::string_view(field) == "stop") return "stop[" + std::to_string(index) + "]";
+    return field;
+  }
+};
+
 // Every text of a chat request the scanner must see: contents, reasoning, names, stop strings.
 template <class F>
 void for_each_text(api::ChatRequest& r, F&& f) {
   for (size_t i = 0; i < r.messages.size(); ++i) {
-    std::string base = "messages[" + std::to_string(i) + "]";
-    f(r.messages[i].content, base + ".content");
-    f(r.messages[i].reasoning_content, base + ".reasoning_content");
-    f(r.messages[i].name, base + ".name");
+    f(r.messages[i].content, TextLoc{"content", i, true});
+    f(r.messages[i].reasoning_content, TextLoc{"reasoning_content", i, true});
+    f(r.messages[i].name, TextLoc{"name", i, true});
   }
-  for (size_t i = 0; i < r.stop.size(); ++i) f(r.stop[i], "stop[" + std::to_string(i) + "]");
+  for (size_t i = 0; i < r.stop.size(); ++i) f(r.stop[i], TextLoc{"stop", i});
+}
+
+// Every text of a text completion: the prompt and the stop strings (both are forwarded).
+template <class F>
+void for_each_text(api::CompletionRequest& r, F&& f) {
+  f(r.prompt, TextLoc{"prompt"});
+  for (size_t i = 0; i < r.stop.size(); ++i) f(r.stop[i], TextLoc{"stop", i});
 }
 
 std::string upstream_model(const BackendConfig& b, const std::string& requested) {
@@ -49,19 +68,9 @@ std::string upstream_model(const BackendConfig& b, const std::string& requested)
   return b.models.empty() ? requested : b.models.front();
 }
 
-std::string build_upstream_body(const api::ChatRequest& r, const BackendConfig& b) {
-  json::object o;
-  o["model"] = upstream_model(b, r.model);
-  json::array msgs;
-  for (const auto& m : r.messages) {
-    json::object jm;
-    jm["role"] = m.role;
-    jm["content"] = m.content;
-    if (!m.name.empty()) jm["name"] = m.name;
-    // DeepSeek rejects reasoning_content of earlier turns (reference §6.4); nodes drop it too.
-    msgs.push_back(std::move(jm));
-  }
-  o["messages"] = std::move(msgs);
+// The fields chat and text completions share, in the upstream's vocabulary.
+template <class Request>
+void add_common_fields(json::object& o, const Request& r, const BackendConfig& b) {
   o["stream"] = r.stream;
   if (r.stream && r.include_usage) o["stream_options"] = json::object{{"include_usage", true}};
   if (r.max_tokens) o["max_tokens"] = *r.max_tokens;
@@ -81,6 +90,31 @@ std::string build_upstream_body(const api::ChatRequest& r, const BackendConfig& 
     for (const auto& x : r.stop) st.push_back(json::string(x));
     o["stop"] = std::move(st);
   }
+}
+
+std::string build_upstream_body(const api::ChatRequest& r, const BackendConfig& b) {
+  json::object o;
+  o["model"] = upstream_model(b, r.model);
+  json::array msgs;
+  msgs.reserve(r.messages.size());
+  for (const auto& m : r.messages) {
+    json::object jm;
+    jm["role"] = m.role;
+    jm["content"] = m.content;
+    if (!m.name.empty()) jm["name"] = m.name;
+    // DeepSeek rejects reasoning_content of earlier turns (reference §6.4); nodes drop it too.
+    msgs.push_back(std::move(jm));
+  }
+  o["messages"] = std::move(msgs);
+  add_common_fields(o, r, b);
+  return json::serialize(o);
+}
+
+std::string build_upstream_body(const api::CompletionRequest& r, const BackendConfig& b) {
+  json::object o;
+  o["model"] = upstream_model(b, r.model);
+  o["prompt"] = r.prompt;
+  add_common_fields(o, r, b);
   return json::serialize(o);
 }
 
@@ -121,12 +155,49 @@ void append_member(json::object& o, const char* key, const std::string& tail) {
 
 }  // namespace
 
+namespace {
+
+struct Scan {
+  privacy::Level level = privacy::Level::kPublic;
+  std::map<std::string, uint32_t> categories;
+};
+
+// Latency budget from the header (400 on junk) or the default.
+Result<int64_t> latency_budget(const server::HttpRequest& req, int64_t fallback) {
+  std::string_view h = req.header("x-enclave-latency-budget-ms");
+  if (h.empty()) return fallback;
+  int64_t v = 0;
+  for (char c : h) {
+    if (c < '0' || c > '9' || v > (int64_t{1} << 40)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "X-Enclave-Latency-Budget-Ms must be a positive integer (milliseconds).");
+    }
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+void respond_with_route(const ExchangePtr& ex, const std::string& route, const std::string& policy,
+                        const api::ApiError& e) {
+  add_route_headers(ex, route, policy, 0);
+  server::respond_error(ex, e);
+}
+
+}  // namespace
+
 // One request on the remote part of its chain (nodes, cloud); may end on the local backend.
 struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
+  template <class Request>
+  static void route(Gateway& gw, server::RequestContext& ctx, const ExchangePtr& ex,
+                    Result<Request> parsed, std::string param, SteadyClock::time_point t0);
+
   Gateway* gw = nullptr;
   ExchangePtr ex;
+  bool completion = false;  // text completion (original_c) instead of chat (original)
   api::ChatRequest original;
   api::ChatRequest redacted;  // valid when redact
+  api::CompletionRequest original_c;
+  api::CompletionRequest redacted_c;  // valid when redact
   bool redact = false;
   std::unique_ptr<Redactor> redactor;
   RouteFacts facts;
@@ -152,6 +223,11 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
   double ttft_ms = -1;
   int64_t n_chunks = 0;
 
+  bool streaming() const { return completion ? original_c.stream : original.stream; }
+  const std::string& requested_model() const {
+    return completion ? original_c.model : original.model;
+  }
+
   // Spans replaced in what the current backend received (only egress backends get placeholders).
   size_t redacted_here() const {
     return redact && current && current->egress() ? redactor->replaced() : 0;
@@ -168,7 +244,7 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
   // A request for a model the local engine does not serve (e.g. "deepseek-chat" kept local by
   // policy) is answered by the local model: the body's "model" is rewritten to its id.
   void use_local_model() {
-    if (server::resolve_model(gw->services_, original.model)) return;
+    if (server::resolve_model(gw->services_, requested_model())) return;
     std::shared_ptr<server::Backend> local = gw->services_.backend();
     if (!local) return;
     boost::system::error_code ec;
@@ -203,7 +279,11 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
         current = nullptr;
         use_local_model();
         add_route_headers(ex, b.name, facts.policy, 0);
-        server::handle_chat(gw->services_, ex);
+        if (completion) {
+          server::handle_completion(gw->services_, ex);
+        } else {
+          server::handle_chat(gw->services_, ex);
+        }
         emit(0, "local");
         return;
       }
@@ -227,7 +307,8 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
       int64_t delay = gw->config_.retry_backoff_ms << attempt;
       ++attempt;
       auto self = shared_from_this();
-      gw->client_->schedule(delay, [self] { self->next(); });
+      gw->client_->schedule(
+          delay, [self] { self->next(); }, ex->executor());
       return;
     }
     ++idx;
@@ -252,11 +333,17 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
     n_chunks = 0;
     attempt_start = SteadyClock::now();
     UpstreamCall call;
-    call.path = "/chat/completions";
-    call.body = build_upstream_body(use_redacted ? redacted : original, b);
+    if (completion) {
+      call.path = b.completions_path;
+      call.body = build_upstream_body(use_redacted ? redacted_c : original_c, b);
+    } else {
+      call.path = "/chat/completions";
+      call.body = build_upstream_body(use_redacted ? redacted : original, b);
+    }
     call.timeouts = gw->config_.timeouts;
+    call.headers.reserve(4);
     call.headers.emplace_back("Content-Type", "application/json");
-    call.headers.emplace_back("Accept", original.stream ? "text/event-stream" : "application/json");
+    call.headers.emplace_back("Accept", streaming() ? "text/event-stream" : "application/json");
     if (!b.api_key.empty()) call.headers.emplace_back("Authorization", "Bearer " + b.api_key);
     call.headers.emplace_back("X-Request-Id", ex->request().request_id);
     auto self = shared_from_this();
@@ -264,7 +351,9 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
     ev.on_head = [self](int s) { self->status = s; };
     ev.on_body = [self](std::string_view bytes) { self->on_body(bytes); };
     ev.on_done = [self](Status st) { self->on_done(st); };
-    auto h = gw->client_->start(endpoint_of(b), std::move(call), std::move(ev));
+    // On the client connection's strand: the request stays on one thread end to end.
+    auto h = gw->client_->start(gw->endpoints_.at(b.name), std::move(call), std::move(ev),
+                                ex->executor());
     std::lock_guard lock(mu);
     handle = h;
     if (cancelled) h->cancel();
@@ -281,7 +370,7 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
   }
 
   void on_body(std::string_view bytes) {
-    if (status != 200 || !original.stream) {
+    if (status != 200 || !streaming()) {
       size_t cap = status == 200 ? gw->config_.max_response_bytes : kMaxErrorBody;
       if (buffer.size() + bytes.size() <= cap) buffer.append(bytes);
       return;
@@ -305,6 +394,12 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
     std::string r = reasoning_r->flush();
     if (c.empty() && r.empty()) return;
     json::object chunk = last_chunk;
+    if (completion) {
+      chunk["choices"] =
+          json::array{json::object{{"index", 0}, {"text", c}, {"finish_reason", nullptr}}};
+      send(server::sse_data(json::serialize(chunk)));
+      return;
+    }
     json::object delta;
     if (!r.empty()) delta["reasoning_content"] = r;
     if (!c.empty()) delta["content"] = c;
@@ -332,6 +427,12 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
       for (json::value& c : ch->as_array()) {
         if (!c.is_object()) continue;
         json::object& co = c.as_object();
+        if (completion) {  // text completions carry the text in the choice itself
+          restore_member(co, "text", *content_r, had_text);
+          json::value* fin = co.if_contains("finish_reason");
+          if (fin && fin->is_string()) append_member(co, "text", content_r->flush());
+          continue;
+        }
         json::value* d = co.if_contains("delta");
         if (!d || !d->is_object()) continue;
         json::object& delta = d->as_object();
@@ -363,23 +464,28 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
                                    "The upstream backend returned an unreadable answer.")));
       return emit(503, "error");
     }
-    if (json::value* ch = v.as_object().if_contains("choices"); ch && ch->is_array()) {
+    const bool restore = redact && current->egress();
+    json::value* ch = v.as_object().if_contains("choices");
+    if (restore && ch && ch->is_array()) {
       for (json::value& c : ch->as_array()) {
         if (!c.is_object()) continue;
-        json::value* m = c.as_object().if_contains("message");
-        if (!m || !m->is_object()) continue;
-        for (const char* key : {"content", "reasoning_content"}) {
-          json::value* s = m->as_object().if_contains(key);
-          if (s && s->is_string() && redact && current->egress()) {
-            *s = json::string(restore_all(*redactor, s->as_string()));
-          }
+        json::object* holder = &c.as_object();
+        if (!completion) {
+          json::value* m = c.as_object().if_contains("message");
+          if (!m || !m->is_object()) continue;
+          holder = &m->as_object();
+        }
+        for (const char* key : {"content", "reasoning_content", "text"}) {
+          json::value* s = holder->if_contains(key);
+          if (s && s->is_string()) *s = json::string(restore_all(*redactor, s->as_string()));
         }
       }
     }
     gw->selector_->release(current->name, true, ms_since(attempt_start));
     add_route_headers(ex, current->name, facts.policy, redacted_here());
     server::HttpResponse r;
-    r.body = json::serialize(v);
+    // Nothing to restore: the upstream's bytes go out as they came (checked to be a JSON object).
+    r.body = restore ? json::serialize(v) : std::move(buffer);
     ex->respond(std::move(r));
     emit(200, "ok");
   }
@@ -421,7 +527,7 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
       return retry_or_next();
     }
     if (status == 200) {
-      if (original.stream) {  // a stream that ended before any event
+      if (streaming()) {  // a stream that ended before any event
         if (!done_seen) {
           flush_pending();
           send(server::sse_done());
@@ -478,6 +584,9 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, server::S
   g->scanner_ = std::move(scanner);
   g->selector_ = std::make_unique<Selector>(g->config_, g->options_.now);
   g->client_ = std::make_unique<UpstreamClient>(g->config_.io_threads);
+  for (const auto& b : g->config_.backends) {
+    if (b.kind != BackendKind::kLocal) g->endpoints_.emplace(b.name, endpoint_of(b));
+  }
   if (health) g->schedule_health();
   return g;
 }
@@ -491,64 +600,61 @@ void Gateway::install() {
   };
 }
 
-namespace {
-
-struct Scan {
-  privacy::Level level = privacy::Level::kPublic;
-  std::map<std::string, uint32_t> categories;
-};
-
-// Latency budget from the header (400 on junk) or the default.
-Result<int64_t> latency_budget(const server::HttpRequest& req, int64_t fallback) {
-  std::string_view h = req.header("x-enclave-latency-budget-ms");
-  if (h.empty()) return fallback;
-  int64_t v = 0;
-  for (char c : h) {
-    if (c < '0' || c > '9' || v > (int64_t{1} << 40)) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "X-Enclave-Latency-Budget-Ms must be a positive integer (milliseconds).");
-    }
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
-
-void respond_with_route(const ExchangePtr& ex, const std::string& route, const std::string& policy,
-                        const api::ApiError& e) {
-  add_route_headers(ex, route, policy, 0);
-  server::respond_error(ex, e);
-}
-
-}  // namespace
-
 void Gateway::handle_chat(server::RequestContext& ctx, const ExchangePtr& ex) {
   auto t0 = SteadyClock::now();
+  std::string param;
+  Result<api::ChatRequest> parsed =
+      api::parse_chat_request(ex->request().body, services_.limits, &param);
+  RemoteJob::route(*this, ctx, ex, std::move(parsed), param, t0);
+}
+
+void Gateway::handle_completion(server::RequestContext& ctx, const ExchangePtr& ex) {
+  auto t0 = SteadyClock::now();
+  std::string param;
+  Result<api::CompletionRequest> parsed =
+      api::parse_completion_request(ex->request().body, services_.limits, &param);
+  RemoteJob::route(*this, ctx, ex, std::move(parsed), param, t0);
+}
+
+// parse result -> scan every text -> facts -> policy -> block, or the chain (redacted for egress).
+template <class Request>
+void Gateway::RemoteJob::route(Gateway& gw, server::RequestContext& ctx, const ExchangePtr& ex,
+                               Result<Request> parsed, std::string param,
+                               SteadyClock::time_point t0) {
+  constexpr bool kCompletion = std::is_same_v<Request, api::CompletionRequest>;
+  const GatewayConfig& config = gw.config_;
   const server::HttpRequest& req = ex->request();
   RouteFacts facts;
   facts.request_id = req.request_id;
   facts.key_name = ctx.key_name;
-  if (auto it = config_.key_tenants.find(ctx.key_name); it != config_.key_tenants.end()) {
+  if (auto it = config.key_tenants.find(ctx.key_name); it != config.key_tenants.end()) {
     facts.tenant = it->second;
   }
   auto finish_early = [&](int status, const char* outcome) {
     facts.http_status = status;
     facts.outcome = outcome;
     facts.latency_ms = ms_since(t0);
-    if (options_.on_facts) options_.on_facts(facts);
+    if (gw.options_.on_facts) gw.options_.on_facts(facts);
   };
 
-  std::string param;
-  Result<api::ChatRequest> parsed = api::parse_chat_request(req.body, services_.limits, &param);
   if (!parsed) {
     api::ApiError e = api::map_error(parsed.error(), param);
     respond_with_route(ex, "none", "", e);
     return finish_early(e.status, "client_error");
   }
   auto job = std::make_shared<RemoteJob>();
-  job->original = std::move(*parsed);
-  api::ChatRequest& r = job->original;
+  job->completion = kCompletion;
+  Request* r_ptr;
+  if constexpr (kCompletion) {
+    job->original_c = std::move(*parsed);
+    r_ptr = &job->original_c;
+  } else {
+    job->original = std::move(*parsed);
+    r_ptr = &job->original;
+  }
+  Request& r = *r_ptr;
   facts.model = r.model;
-  Result<int64_t> budget = latency_budget(req, config_.default_latency_budget_ms);
+  Result<int64_t> budget = latency_budget(req, config.default_latency_budget_ms);
   if (!budget) {
     api::ApiError e = api::map_error(budget.error(), "X-Enclave-Latency-Budget-Ms");
     respond_with_route(ex, "none", "", e);
@@ -560,19 +666,23 @@ void Gateway::handle_chat(server::RequestContext& ctx, const ExchangePtr& ex) {
   Scan scan;
   Status scan_status;
   int64_t tokens = 0;
-  for_each_text(r, [&](std::string& text, const std::string& where) {
+  for_each_text(r, [&](std::string& text, const TextLoc& where) {
     if (!scan_status) return;
-    if (text.size() > config_.max_message_bytes) {
-      param = where;
+    if (text.size() > config.max_message_bytes) {
+      param = where.str();
       scan_status = Error(ErrorCode::kOutOfRange,
-                          where + " is larger than the gateway's limit of " +
-                              std::to_string(config_.max_message_bytes) + " bytes; shorten it.");
+                          param + " is larger than the gateway's limit of " +
+                              std::to_string(config.max_message_bytes) + " bytes; shorten it.");
+      return;
+    }
+    if (text.empty()) {
+      findings.emplace_back();
       return;
     }
     tokens += estimate_tokens(text);
-    Result<std::vector<privacy::Finding>> f = scanner_->scan(text);
+    Result<std::vector<privacy::Finding>> f = gw.scanner_->scan(text);
     if (!f) {
-      param = where;
+      param = where.str();
       scan_status = f.error();
       return;
     }
@@ -582,6 +692,15 @@ void Gateway::handle_chat(server::RequestContext& ctx, const ExchangePtr& ex) {
     }
     findings.push_back(std::move(*f));
   });
+  // A prompt of token ids has no text to scan, and ids mean nothing to another backend's
+  // tokenizer: served by the local engine only.
+  bool local_only = false;
+  if constexpr (kCompletion) {
+    if (r.prompt_is_tokens) {
+      local_only = true;
+      tokens += static_cast<int64_t>(r.prompt_tokens.size());
+    }
+  }
   bool scanner_failed = false;
   if (!scan_status) {
     ErrorCode c = scan_status.error().code;
@@ -609,12 +728,12 @@ void Gateway::handle_chat(server::RequestContext& ctx, const ExchangePtr& ex) {
   const PolicyRule* rule = nullptr;
   if (scanner_failed) {
     fail_closed_rule.name = "fail-closed-scanner-error";
-    for (const auto& b : config_.backends) {
+    for (const auto& b : config.backends) {
       if (!b.egress()) fail_closed_rule.route.push_back(b.name);
     }
     rule = &fail_closed_rule;
   } else {
-    Result<const PolicyRule*> decided = evaluate_policies(config_, rf);
+    Result<const PolicyRule*> decided = evaluate_policies(config, rf);
     if (!decided) {
       respond_with_route(ex, "none", "", api::map_error(decided.error()));
       return finish_early(503, "unavailable");
@@ -635,111 +754,39 @@ void Gateway::handle_chat(server::RequestContext& ctx, const ExchangePtr& ex) {
   // Egress is allowed only when nothing above egress_max_level would leave in clear text.
   bool redact = rule->redact && !scanner_failed && !scan.categories.empty();
   privacy::Level leaving = redact ? privacy::Level::kPublic : facts.level;
-  bool allow_egress = !scanner_failed && leaving <= config_.egress_max_level;
+  bool allow_egress = !scanner_failed && !local_only && leaving <= config.egress_max_level;
 
-  job->gw = this;
+  job->gw = &gw;
   job->ex = ex;
   job->t0 = t0;
   job->redact = redact;
   if (redact) {
     job->redactor = std::make_unique<Redactor>();
-    job->redacted = job->original;
+    Request* copy;
+    if constexpr (kCompletion) {
+      job->redacted_c = job->original_c;
+      copy = &job->redacted_c;
+    } else {
+      job->redacted = job->original;
+      copy = &job->redacted;
+    }
     size_t k = 0;
-    for_each_text(job->redacted, [&](std::string& text, const std::string&) {
-      text = job->redactor->redact(text, findings[k++]);
+    for_each_text(*copy, [&](std::string& text, const TextLoc&) {
+      const std::vector<privacy::Finding>& f = findings[k++];
+      if (!f.empty()) text = job->redactor->redact(text, f);
     });
   }
-  job->chain = selector_->candidates(*rule, *budget, allow_egress);
+  job->chain = gw.selector_->candidates(*rule, *budget, allow_egress);
+  if (local_only) {
+    std::erase_if(job->chain,
+                  [](const BackendConfig* b) { return b->kind != BackendKind::kLocal; });
+  }
   job->facts = std::move(facts);
   std::weak_ptr<RemoteJob> weak = job;
   ex->on_cancel([weak](server::CancelReason) {
     if (auto j = weak.lock()) j->cancel();
   });
   job->next();
-}
-
-void Gateway::handle_completion(server::RequestContext& ctx, const ExchangePtr& ex) {
-  auto t0 = SteadyClock::now();
-  const server::HttpRequest& req = ex->request();
-  RouteFacts facts;
-  facts.request_id = req.request_id;
-  facts.key_name = ctx.key_name;
-  if (auto it = config_.key_tenants.find(ctx.key_name); it != config_.key_tenants.end()) {
-    facts.tenant = it->second;
-  }
-  auto done = [&](int status, const char* outcome) {
-    facts.http_status = status;
-    facts.outcome = outcome;
-    facts.latency_ms = ms_since(t0);
-    if (options_.on_facts) options_.on_facts(facts);
-  };
-  std::string param;
-  Result<api::CompletionRequest> parsed =
-      api::parse_completion_request(req.body, services_.limits, &param);
-  if (!parsed) {
-    api::ApiError e = api::map_error(parsed.error(), param);
-    respond_with_route(ex, "none", "", e);
-    return done(e.status, "client_error");
-  }
-  facts.model = parsed->model;
-  RequestFacts rf;
-  rf.key_name = facts.key_name;
-  rf.tenant = facts.tenant;
-  rf.model = parsed->model;
-  rf.latency_budget_ms = config_.default_latency_budget_ms;
-  std::string policy = "local-only-completions";
-  if (!parsed->prompt_is_tokens) {
-    if (parsed->prompt.size() > config_.max_message_bytes) {
-      api::ApiError e = api::map_error(
-          Error(ErrorCode::kOutOfRange, "prompt is larger than the gateway's limit of " +
-                                            std::to_string(config_.max_message_bytes) + " bytes"),
-          "prompt");
-      e.status = 413;
-      respond_with_route(ex, "none", "", e);
-      return done(413, "client_error");
-    }
-    Result<std::vector<privacy::Finding>> f = scanner_->scan(parsed->prompt);
-    if (f) {
-      for (const auto& x : *f) {
-        rf.level = std::max(rf.level, x.level);
-        ++rf.categories[x.type];
-      }
-      rf.prompt_tokens = estimate_tokens(parsed->prompt);
-      if (auto rule = evaluate_policies(config_, rf);
-          rule && (*rule)->action == PolicyAction::kBlock) {
-        facts.policy = (*rule)->name;
-        facts.backend = "blocked";
-        std::string reason = (*rule)->reason.empty() ? "This request was blocked by the gateway "
-                                                       "policy '" +
-                                                           (*rule)->name + "'."
-                                                     : (*rule)->reason;
-        respond_with_route(ex, "blocked", (*rule)->name,
-                           api::map_error(Error(ErrorCode::kPermissionDenied, reason)));
-        return done(403, "blocked");
-      }
-    } else {
-      rf.level = privacy::Level::kSecret;  // unscanned: served locally only, like everything here
-    }
-  }
-  facts.level = rf.level;
-  facts.categories = rf.categories;
-  facts.policy = policy;
-  const BackendConfig* local = nullptr;
-  for (const auto& b : config_.backends) {
-    if (b.kind == BackendKind::kLocal) local = &b;
-  }
-  if (!local || !services_.backend()) {
-    respond_with_route(ex, "none", policy,
-                       api::map_error(Error(ErrorCode::kUnavailable,
-                                            "Text completions are served only by the local "
-                                            "engine, which is not available; retry shortly.")));
-    return done(503, "unavailable");
-  }
-  facts.backend = local->name;
-  facts.backend_kind = "local";
-  add_route_headers(ex, local->name, policy, 0);
-  server::handle_completion(services_, ex);
-  done(0, "local");
 }
 
 void Gateway::check_health(std::function<void()> done) {
@@ -779,7 +826,7 @@ void Gateway::check_health(std::function<void()> done) {
       sel->set_healthy(name, st.is_ok() && *status == 200);
       counter->one();
     };
-    client_->start(endpoint_of(*b), std::move(call), std::move(ev));
+    client_->start(endpoints_.at(b->name), std::move(call), std::move(ev));
   }
   counter->one();
 }

@@ -58,7 +58,8 @@ class Gateway {
   void install();
 
   void handle_chat(server::RequestContext& ctx, const server::ExchangePtr& exchange);
-  // Text completions: scanned and policed like chat, served only by the local engine.
+  // Text completions (/v1/completions): scanned, policed, redacted and routed like chat; backends
+  // get them on their `completions_path`. Prompts of token ids are served only locally.
   void handle_completion(server::RequestContext& ctx, const server::ExchangePtr& exchange);
 
   // One round of health checks now; `done` runs when every check reported.
@@ -79,6 +80,7 @@ class Gateway {
   std::unique_ptr<privacy::SensitivityScanner> scanner_;
   std::unique_ptr<Selector> selector_;
   std::unique_ptr<UpstreamClient> client_;
+  std::map<std::string, UpstreamEndpoint> endpoints_;  // node and cloud backends, by name
   std::shared_ptr<bool> alive_;
 };
 

@@ -1,14 +1,16 @@
-// Upstream HTTP client: one coroutine per call on its own strand; idle keep-alive connections are
-// pooled per endpoint (host, port, TLS, CA file).
+// Upstream HTTP client: one coroutine per call on the caller's executor (the client connection's
+// strand) or on a strand of its own io threads; idle keep-alive connections are pooled per
+// io_context (an Asio service, so they go when their io_context goes) and endpoint.
 #include "router/upstream.h"
 
 #include <openssl/ssl.h>
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
+#include <charconv>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -26,11 +28,14 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// One upstream connection. Plain sockets (no beast::tcp_stream): timeouts come from the call's
+// own timer on the call's executor, so a pooled connection can serve calls on any strand.
 struct Conn {
-  std::unique_ptr<beast::tcp_stream> plain;
-  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  std::optional<tcp::socket> plain;
+  std::unique_ptr<net::ssl::stream<tcp::socket>> tls;
+  std::shared_ptr<net::ssl::context> tls_ctx;  // outlives `tls`
   beast::flat_buffer buffer;
-  beast::tcp_stream& tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+  tcp::socket& socket() { return tls ? tls->next_layer() : *plain; }
 };
 
 std::string pool_key(const UpstreamEndpoint& e) {
@@ -38,8 +43,8 @@ std::string pool_key(const UpstreamEndpoint& e) {
          (e.verify_tls ? "|v" : "|n");
 }
 
-Error io_error(const std::string& what, const beast::error_code& ec) {
-  if (ec == beast::error::timeout) {
+Error io_error(const std::string& what, const beast::error_code& ec, bool timed_out) {
+  if (timed_out || ec == beast::error::timeout) {
     return Error(ErrorCode::kUnavailable, "upstream " + what + " timed out");
   }
   if (ec == net::error::operation_aborted) {
@@ -48,16 +53,12 @@ Error io_error(const std::string& what, const beast::error_code& ec) {
   return Error(ErrorCode::kUnavailable, "upstream " + what + " failed: " + ec.message());
 }
 
-}  // namespace
-
-struct UpstreamClient::Impl : std::enable_shared_from_this<UpstreamClient::Impl> {
-  net::io_context ioc;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
-  std::vector<std::thread> threads;
-  mutable std::mutex mu;
-  std::map<std::string, std::deque<std::unique_ptr<Conn>>> idle;
-  std::map<std::string, std::shared_ptr<net::ssl::context>> tls_contexts;
+// Idle keep-alive connections of one io_context, by endpoint.
+struct PoolState {
   static constexpr size_t kMaxIdlePerEndpoint = 64;
+  std::mutex mu;
+  std::map<std::string, std::deque<std::unique_ptr<Conn>>, std::less<>> idle;
+  bool shut_down = false;
 
   std::unique_ptr<Conn> take(const std::string& key) {
     std::lock_guard lock(mu);
@@ -69,9 +70,63 @@ struct UpstreamClient::Impl : std::enable_shared_from_this<UpstreamClient::Impl>
   }
   void give_back(const std::string& key, std::unique_ptr<Conn> c) {
     std::lock_guard lock(mu);
+    if (shut_down) return;
     auto& q = idle[key];
     if (q.size() < kMaxIdlePerEndpoint) q.push_back(std::move(c));
   }
+  size_t size() {
+    std::lock_guard lock(mu);
+    size_t n = 0;
+    for (const auto& [k, q] : idle) n += q.size();
+    return n;
+  }
+};
+
+// The pool lives as a service of the io_context whose sockets it holds: closed at that context's
+// shutdown, whatever the order in which servers and clients are torn down.
+class PoolService : public net::execution_context::service {
+ public:
+  using key_type = PoolService;
+  static inline net::execution_context::id id;
+  explicit PoolService(net::execution_context& ctx)
+      : net::execution_context::service(ctx), state(std::make_shared<PoolState>()) {}
+  void shutdown() override {
+    std::map<std::string, std::deque<std::unique_ptr<Conn>>, std::less<>> idle;
+    {
+      std::lock_guard lock(state->mu);
+      state->shut_down = true;
+      idle.swap(state->idle);
+    }
+  }
+  std::shared_ptr<PoolState> state;
+};
+
+}  // namespace
+
+struct UpstreamClient::Impl {
+  net::io_context ioc;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  mutable std::mutex mu;
+  std::map<std::string, std::shared_ptr<net::ssl::context>> tls_contexts;
+  std::vector<std::weak_ptr<PoolState>> pools;  // every pool this client used (idle_connections)
+
+  std::shared_ptr<PoolState> pool_of(net::execution_context& ctx) {
+    std::shared_ptr<PoolState> p = net::use_service<PoolService>(ctx).state;
+    std::lock_guard lock(mu);
+    for (auto it = pools.begin(); it != pools.end();) {
+      std::shared_ptr<PoolState> q = it->lock();
+      if (!q) {
+        it = pools.erase(it);
+        continue;
+      }
+      if (q == p) return p;
+      ++it;
+    }
+    pools.push_back(p);
+    return p;
+  }
+
   Result<std::shared_ptr<net::ssl::context>> tls_context(const UpstreamEndpoint& e) {
     std::lock_guard lock(mu);
     std::string key = e.ca_file + (e.verify_tls ? "|v" : "|n");
@@ -99,60 +154,101 @@ struct UpstreamClient::Impl : std::enable_shared_from_this<UpstreamClient::Impl>
 namespace {
 
 struct CallState : UpstreamCallHandle, std::enable_shared_from_this<CallState> {
-  std::shared_ptr<UpstreamClient::Impl> client;
-  net::strand<net::io_context::executor_type> strand;
+  // No reference to the client: a call on a server's strand may outlive it.
+  net::any_io_executor executor;  // where the call and its callbacks run (a strand)
+  std::shared_ptr<PoolState> pool;
+  std::string key;
+  std::optional<Result<std::shared_ptr<net::ssl::context>>> tls_ctx;  // https endpoints
   UpstreamEndpoint endpoint;
   UpstreamCall call;
   UpstreamEvents events;
   std::atomic<bool> cancelled{false};
-  Conn* active = nullptr;  // touched only on the strand
+  Conn* active = nullptr;  // touched only on `executor`
   Clock::time_point deadline;
+  // Timeouts: one watchdog timer per call; each step moves step_deadline (no re-arm per read).
+  net::steady_timer watchdog;
+  Clock::time_point step_deadline;
+  bool watchdog_armed = false;
+  bool timed_out = false;
 
-  CallState(std::shared_ptr<UpstreamClient::Impl> c)
-      : client(std::move(c)), strand(net::make_strand(client->ioc)) {}
+  explicit CallState(net::any_io_executor ex) : executor(std::move(ex)), watchdog(executor) {}
 
   void cancel() override {
     cancelled = true;
     auto self = shared_from_this();
-    net::post(strand, [self] {
-      if (self->active) {
-        beast::error_code ignore;
-        self->active->tcp().socket().shutdown(tcp::socket::shutdown_both, ignore);
-        self->active->tcp().cancel();
+    net::post(executor, [self] { self->abort_active(); });
+  }
+
+  void abort_active() {
+    if (!active) return;
+    beast::error_code ignore;
+    active->socket().shutdown(tcp::socket::shutdown_both, ignore);
+    active->socket().cancel(ignore);
+  }
+
+  // The next step (connect, handshake, write, each read) must finish within `step_ms` and
+  // before the call's total deadline.
+  void step(int64_t step_ms) {
+    step_deadline = std::min(deadline, Clock::now() + std::chrono::milliseconds(step_ms));
+    if (!watchdog_armed) arm_watchdog();
+  }
+
+  void arm_watchdog() {
+    watchdog_armed = true;
+    watchdog.expires_at(step_deadline);
+    watchdog.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+      self->watchdog_armed = false;
+      if (ec) return;  // stopped
+      if (Clock::now() >= self->step_deadline) {
+        self->timed_out = true;
+        self->abort_active();
+        return;
       }
+      self->arm_watchdog();  // the step moved on: wait for its deadline
     });
   }
 
-  std::chrono::milliseconds budget(int64_t step_ms) const {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() < 1) left = std::chrono::milliseconds(1);
-    return std::min(left, std::chrono::milliseconds(step_ms));
+  void stop_watchdog() {
+    if (watchdog_armed) watchdog.cancel();
   }
 };
 
+bool has_line_break(std::string_view v) {
+  return v.find_first_of("\r\n") != std::string_view::npos;
+}
+
 net::awaitable<Result<std::unique_ptr<Conn>>> connect(CallState& st) {
-  auto ex = co_await net::this_coro::executor;
   const ParsedUrl& u = st.endpoint.url;
   beast::error_code ec;
-  tcp::resolver resolver(ex);
-  auto results =
-      co_await resolver.async_resolve(u.host, u.port, net::redirect_error(net::use_awaitable, ec));
-  if (ec) co_return io_error("name resolution", ec);
   auto conn = std::make_unique<Conn>();
-  std::shared_ptr<net::ssl::context> ctx;
   if (u.tls) {
-    auto c = st.client->tls_context(st.endpoint);
-    if (!c) co_return c.error();
-    ctx = *c;
-    conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(st.client->ioc, *ctx);
+    if (!st.tls_ctx || !*st.tls_ctx) {
+      co_return st.tls_ctx ? st.tls_ctx->error()
+                           : Error(ErrorCode::kInternal, "upstream TLS context missing");
+    }
+    conn->tls_ctx = **st.tls_ctx;
+    conn->tls = std::make_unique<net::ssl::stream<tcp::socket>>(st.executor, *conn->tls_ctx);
   } else {
-    conn->plain = std::make_unique<beast::tcp_stream>(st.client->ioc);
+    conn->plain.emplace(st.executor);
   }
   st.active = conn.get();
-  conn->tcp().expires_after(st.budget(st.call.timeouts.connect_ms));
-  co_await conn->tcp().async_connect(results, net::redirect_error(net::use_awaitable, ec));
-  if (ec) co_return io_error("connect", ec);
-  conn->tcp().socket().set_option(tcp::no_delay(true), ec);
+  st.step(st.call.timeouts.connect_ms);
+  // A literal address needs no resolver (whose async lookups run on a thread of their own).
+  std::vector<tcp::endpoint> targets;
+  uint16_t port = 0;
+  std::from_chars(u.port.data(), u.port.data() + u.port.size(), port);
+  if (net::ip::address addr = net::ip::make_address(u.host, ec); !ec) {
+    targets.emplace_back(addr, port);
+  } else {
+    tcp::resolver resolver(st.executor);
+    auto results = co_await resolver.async_resolve(u.host, u.port,
+                                                   net::redirect_error(net::use_awaitable, ec));
+    if (ec || st.timed_out) co_return io_error("name resolution", ec, st.timed_out);
+    for (const auto& r : results) targets.push_back(r.endpoint());
+  }
+  co_await net::async_connect(conn->socket(), targets, net::redirect_error(net::use_awaitable, ec));
+  if (ec || st.timed_out) co_return io_error("connect", ec, st.timed_out);
+  conn->socket().set_option(tcp::no_delay(true), ec);
   if (conn->tls) {
     if (!SSL_set_tlsext_host_name(conn->tls->native_handle(), u.host.c_str())) {
       co_return Error(ErrorCode::kUnavailable, "upstream TLS: cannot set SNI");
@@ -160,42 +256,66 @@ net::awaitable<Result<std::unique_ptr<Conn>>> connect(CallState& st) {
     if (st.endpoint.verify_tls) {
       conn->tls->set_verify_callback(net::ssl::host_name_verification(u.host));
     }
-    conn->tcp().expires_after(st.budget(st.call.timeouts.connect_ms));
+    st.step(st.call.timeouts.connect_ms);
     co_await conn->tls->async_handshake(net::ssl::stream_base::client,
                                         net::redirect_error(net::use_awaitable, ec));
-    if (ec) co_return io_error("TLS handshake (certificate verification)", ec);
+    if (ec || st.timed_out) {
+      co_return io_error("TLS handshake (certificate verification)", ec, st.timed_out);
+    }
   }
   co_return conn;
+}
+
+// The request head, written once per call (no Beast message object: one string, one writev).
+std::string request_head(const CallState& st) {
+  const ParsedUrl& u = st.endpoint.url;
+  const UpstreamCall& c = st.call;
+  bool default_port = (u.tls && u.port == "443") || (!u.tls && u.port == "80");
+  std::string h;
+  h.reserve(256 + c.path.size() + u.base_path.size());
+  h += c.method;
+  h += ' ';
+  h += u.base_path;
+  h += c.path;
+  h += " HTTP/1.1\r\nHost: ";
+  h += u.host;
+  if (!default_port) {
+    h += ':';
+    h += u.port;
+  }
+  h += "\r\nUser-Agent: enclave-gateway\r\nConnection: keep-alive\r\n";
+  for (const auto& [k, v] : c.headers) {
+    h += k;
+    h += ": ";
+    h += v;
+    h += "\r\n";
+  }
+  if (!c.body.empty() || c.method == "POST") {
+    h += "Content-Length: ";
+    h += std::to_string(c.body.size());
+    h += "\r\n";
+  }
+  h += "\r\n";
+  return h;
 }
 
 // One request/response on an open connection. `got_bytes`: any response byte arrived (then
 // the call must not be retried on a fresh connection).
 template <class Stream>
-net::awaitable<Status> exchange(Stream& stream, Conn& conn, CallState& st, bool& got_bytes,
-                                bool& keep_alive) {
-  const ParsedUrl& u = st.endpoint.url;
-  http::request<http::string_body> req{http::string_to_verb(st.call.method),
-                                       u.base_path + st.call.path, 11};
-  bool default_port = (u.tls && u.port == "443") || (!u.tls && u.port == "80");
-  req.set(http::field::host, default_port ? u.host : u.host + ":" + u.port);
-  req.set(http::field::user_agent, "enclave-gateway");
-  for (const auto& [k, v] : st.call.headers) req.set(k, v);
-  if (!st.call.body.empty() || st.call.method == "POST") {
-    req.body() = st.call.body;
-    req.prepare_payload();
-  }
-  req.keep_alive(true);
+net::awaitable<Status> exchange(Stream& stream, Conn& conn, CallState& st, const std::string& head,
+                                bool& got_bytes, bool& keep_alive) {
   beast::error_code ec;
-  conn.tcp().expires_after(st.budget(st.call.timeouts.read_ms));
-  co_await http::async_write(stream, req, net::redirect_error(net::use_awaitable, ec));
-  if (ec) co_return io_error("write", ec);
+  st.step(st.call.timeouts.read_ms);
+  std::array<net::const_buffer, 2> out{net::buffer(head), net::buffer(st.call.body)};
+  co_await net::async_write(stream, out, net::redirect_error(net::use_awaitable, ec));
+  if (ec || st.timed_out) co_return io_error("write", ec, st.timed_out);
 
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);
-  conn.tcp().expires_after(st.budget(st.call.timeouts.read_ms));
+  st.step(st.call.timeouts.read_ms);
   co_await http::async_read_header(stream, conn.buffer, parser,
                                    net::redirect_error(net::use_awaitable, ec));
-  if (ec) co_return io_error("read", ec);
+  if (ec || st.timed_out) co_return io_error("read", ec, st.timed_out);
   got_bytes = true;
   if (st.events.on_head) st.events.on_head(static_cast<int>(parser.get().result_int()));
   char buf[16384];
@@ -203,11 +323,11 @@ net::awaitable<Status> exchange(Stream& stream, Conn& conn, CallState& st, bool&
     if (st.cancelled) co_return Error(ErrorCode::kUnavailable, "upstream call cancelled");
     parser.get().body().data = buf;
     parser.get().body().size = sizeof(buf);
-    conn.tcp().expires_after(st.budget(st.call.timeouts.read_ms));
+    st.step(st.call.timeouts.read_ms);
     co_await http::async_read_some(stream, conn.buffer, parser,
                                    net::redirect_error(net::use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return io_error("read", ec);
+    if (ec || st.timed_out) co_return io_error("read", ec, st.timed_out);
     size_t n = sizeof(buf) - parser.get().body().size;
     if (n > 0 && st.events.on_body) st.events.on_body(std::string_view(buf, n));
   }
@@ -216,10 +336,10 @@ net::awaitable<Status> exchange(Stream& stream, Conn& conn, CallState& st, bool&
 }
 
 net::awaitable<void> run_call(std::shared_ptr<CallState> st) {
-  std::string key = pool_key(st->endpoint);
   Status result;
+  std::string head = request_head(*st);
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::unique_ptr<Conn> conn = st->client->take(key);
+    std::unique_ptr<Conn> conn = st->pool->take(st->key);
     bool reused = conn != nullptr;
     if (!conn) {
       auto c = co_await connect(*st);
@@ -236,20 +356,18 @@ net::awaitable<void> run_call(std::shared_ptr<CallState> st) {
     }
     bool got_bytes = false, keep_alive = false;
     if (conn->tls) {
-      result = co_await exchange(*conn->tls, *conn, *st, got_bytes, keep_alive);
+      result = co_await exchange(*conn->tls, *conn, *st, head, got_bytes, keep_alive);
     } else {
-      result = co_await exchange(*conn->plain, *conn, *st, got_bytes, keep_alive);
+      result = co_await exchange(*conn->plain, *conn, *st, head, got_bytes, keep_alive);
     }
     st->active = nullptr;
-    if (result && keep_alive) {
-      conn->tcp().expires_never();
-      st->client->give_back(key, std::move(conn));
-    }
+    if (result && keep_alive) st->pool->give_back(st->key, std::move(conn));
     // A pooled connection the server already closed: retry once on a fresh one.
-    if (!result && reused && !got_bytes && !st->cancelled) continue;
+    if (!result && reused && !got_bytes && !st->cancelled && !st->timed_out) continue;
     break;
   }
   st->active = nullptr;
+  st->stop_watchdog();
   if (st->events.on_done) st->events.on_done(result);
 }
 
@@ -269,33 +387,48 @@ UpstreamClient::~UpstreamClient() {
 void UpstreamClient::stop() {
   if (impl_->threads.empty()) return;
   impl_->work.reset();
-  {
-    std::lock_guard lock(impl_->mu);
-    impl_->idle.clear();
-  }
+  net::use_service<PoolService>(impl_->ioc).shutdown();
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
 }
 
 std::shared_ptr<UpstreamCallHandle> UpstreamClient::start(const UpstreamEndpoint& endpoint,
-                                                          UpstreamCall call,
-                                                          UpstreamEvents events) {
-  auto st = std::make_shared<CallState>(impl_);
+                                                          UpstreamCall call, UpstreamEvents events,
+                                                          net::any_io_executor executor) {
+  if (!executor) executor = net::make_strand(impl_->ioc);
+  auto st = std::make_shared<CallState>(executor);
+  st->pool = impl_->pool_of(net::query(executor, net::execution::context));
+  if (endpoint.url.tls) st->tls_ctx = impl_->tls_context(endpoint);
+  st->key = pool_key(endpoint);
   st->endpoint = endpoint;
   st->call = std::move(call);
   st->events = std::move(events);
   st->deadline = Clock::now() + std::chrono::milliseconds(st->call.timeouts.total_ms);
-  net::co_spawn(st->strand, run_call(st), [st](std::exception_ptr e) {
-    if (e && st->events.on_done) {
-      st->events.on_done(Error(ErrorCode::kInternal, "upstream client: unexpected exception"));
+  bool bad_header = has_line_break(st->call.method) || has_line_break(st->call.path);
+  for (const auto& [k, v] : st->call.headers) bad_header = bad_header || has_line_break(k + v);
+  // Posted, never run inline: the caller finishes its own step before any callback runs.
+  net::post(executor, [st, bad_header] {
+    if (bad_header) {
+      if (st->events.on_done) {
+        st->events.on_done(Error(ErrorCode::kInvalidArgument,
+                                 "upstream request header contains a line break; check the "
+                                 "backend's api_key and base_url"));
+      }
+      return;
     }
+    net::co_spawn(st->executor, run_call(st), [st](std::exception_ptr e) {
+      if (e && st->events.on_done) {
+        st->events.on_done(Error(ErrorCode::kInternal, "upstream client: unexpected exception"));
+      }
+    });
   });
   return st;
 }
 
-void UpstreamClient::schedule(int64_t delay_ms, std::function<void()> fn) {
-  auto timer = std::make_shared<net::steady_timer>(impl_->ioc);
+void UpstreamClient::schedule(int64_t delay_ms, std::function<void()> fn,
+                              net::any_io_executor executor) {
+  auto timer = std::make_shared<net::steady_timer>(executor ? executor : impl_->ioc.get_executor());
   timer->expires_after(std::chrono::milliseconds(delay_ms));
   timer->async_wait([timer, fn = std::move(fn)](const beast::error_code& ec) {
     if (!ec) fn();
@@ -303,9 +436,15 @@ void UpstreamClient::schedule(int64_t delay_ms, std::function<void()> fn) {
 }
 
 size_t UpstreamClient::idle_connections() const {
-  std::lock_guard lock(impl_->mu);
+  std::vector<std::shared_ptr<PoolState>> pools;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& w : impl_->pools) {
+      if (auto p = w.lock()) pools.push_back(std::move(p));
+    }
+  }
   size_t n = 0;
-  for (const auto& [k, q] : impl_->idle) n += q.size();
+  for (const auto& p : pools) n += p->size();
   return n;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,7 +33,7 @@ struct UpstreamCall {
   TimeoutConfig timeouts;
 };
 
-// Callbacks run on the client's io threads, one at a time per call.
+// Callbacks run one at a time per call, on the call's executor (see UpstreamClient::start).
 struct UpstreamEvents {
   std::function<void(int status)> on_head;
   std::function<void(std::string_view bytes)> on_body;  // de-chunked body bytes, as received
@@ -55,10 +56,17 @@ class UpstreamClient {
   UpstreamClient(const UpstreamClient&) = delete;
   UpstreamClient& operator=(const UpstreamClient&) = delete;
 
+  // Starts a call. With `executor` (the client connection's strand, server::Exchange::executor)
+  // the whole call and its callbacks run there, on sockets of that executor's io_context pooled
+  // per context: one request stays on one thread, with no hand-off to the client's own threads.
+  // Without it the call runs on a strand of the client's own io threads.
   std::shared_ptr<UpstreamCallHandle> start(const UpstreamEndpoint& endpoint, UpstreamCall call,
-                                            UpstreamEvents events);
-  // Runs `fn` after `delay_ms` on the client's threads (retry backoff, health checks).
-  void schedule(int64_t delay_ms, std::function<void()> fn);
+                                            UpstreamEvents events,
+                                            boost::asio::any_io_executor executor = {});
+  // Runs `fn` after `delay_ms` on `executor` (default: the client's threads); retry backoff,
+  // health checks.
+  void schedule(int64_t delay_ms, std::function<void()> fn,
+                boost::asio::any_io_executor executor = {});
   // Pooled idle connections (tests).
   size_t idle_connections() const;
   // Stops the io threads; pending calls end with an error.

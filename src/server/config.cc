@@ -57,6 +57,7 @@ Status load_config_text(const std::string& yaml_text, ServerConfig& c, const std
                                                "read_timeout_s",
                                                "idle_timeout_s",
                                                "shutdown_timeout_s",
+                                               "audit_fsync",
                                                "key_file",
                                                "keys"};
   for (const auto& kv : root) {
@@ -91,6 +92,11 @@ Status load_config_text(const std::string& yaml_text, ServerConfig& c, const std
   ENCLAVE_TRY_STATUS(read(root, "read_timeout_s", c.read_timeout_s, origin));
   ENCLAVE_TRY_STATUS(read(root, "idle_timeout_s", c.idle_timeout_s, origin));
   ENCLAVE_TRY_STATUS(read(root, "shutdown_timeout_s", c.shutdown_timeout_s, origin));
+  ENCLAVE_TRY_STATUS(read(root, "audit_fsync", c.audit_fsync, origin));
+  if (c.audit_fsync != "always" && c.audit_fsync != "batch" && c.audit_fsync != "never") {
+    return Error(ErrorCode::kInvalidArgument,
+                 origin + ": 'audit_fsync' must be always, batch or never");
+  }
   ENCLAVE_TRY_STATUS(read(root, "key_file", c.key_file, origin));
   if (const YAML::Node keys = root["keys"]) {
     if (!keys.IsSequence()) {

@@ -36,6 +36,10 @@ struct ServerConfig {
   int32_t read_timeout_s = 30;      // receiving one request
   int32_t idle_timeout_s = 60;      // keep-alive idle connection
   int32_t shutdown_timeout_s = 10;
+  // When an audit entry (and a usage row) counts as written: "always" = after fsync, before the
+  // response is acknowledged (the default; costs an fsync per request); "batch" = fsynced by a
+  // background thread every few ms (a crash can lose the last ones); "never" = left to the OS.
+  std::string audit_fsync = "always";
   std::string key_file;  // default data_dir/keys.json
   std::vector<ConfiguredKey> keys;
 

@@ -89,9 +89,13 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
     std::vector<engine::TokenEvent> early = std::move(early_);
     for (const engine::TokenEvent& e : early) on_event(e);
     uint64_t rid = *id;
-    ex_->on_cancel([self, rid](CancelReason reason) {
-      self->cancel_reason_.store(static_cast<int>(reason) + 1);
-      self->backend_->cancel(rid);
+    // Weak: the exchange keeps this callback, and this job keeps the exchange (no cycle).
+    std::weak_ptr<GenerationJob> weak = self;
+    ex_->on_cancel([weak, rid](CancelReason reason) {
+      std::shared_ptr<GenerationJob> job = weak.lock();
+      if (!job) return;  // finished: nothing left to cancel
+      job->cancel_reason_.store(static_cast<int>(reason) + 1);
+      job->backend_->cancel(rid);
     });
   }
 

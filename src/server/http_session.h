@@ -120,9 +120,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
  private:
   class SessionExchange : public Exchange, public std::enable_shared_from_this<SessionExchange> {
    public:
-    SessionExchange(std::shared_ptr<Session> s, HttpRequest r)
-        : session_(std::move(s)), request_(std::move(r)) {}
+    // Holds the session weakly: the session owns the exchange (exchange_), and a strong
+    // reference back would be a cycle that outlives the io_context at shutdown. While the
+    // request is in flight the session is kept alive by its pending request timer.
+    SessionExchange(const std::shared_ptr<Session>& s, HttpRequest r)
+        : session_(s), executor_(s->stream_.get_executor()), request_(std::move(r)) {}
     const HttpRequest& request() const override { return request_; }
+    net::any_io_executor executor() const override { return executor_; }
     void respond(HttpResponse response) override {
       post([this, r = std::move(response)](Session& s) mutable {
         s.write_full(this, std::move(r));
@@ -171,17 +175,27 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       if (fn) fn(reason);
     }
     const std::string& route() const { return route_; }
+    // The request is answered: drop the cancel callback (it may own the handler's state, which
+    // owns this exchange).
+    void clear_cancel() {
+      std::function<void(CancelReason)> fn;
+      std::lock_guard lock(mu_);
+      fired_ = true;
+      fn.swap(cancel_fn_);
+    }
 
    private:
     template <class F>
     void post(F&& f) {
-      auto s = session_;
+      std::shared_ptr<Session> s = session_.lock();
+      if (!s) return;  // the connection is gone: nothing can be written
       // Keep this exchange alive until the posted write ran.
       auto keep = this->shared_from_this();
-      net::post(s->stream_.get_executor(), [s, keep, f = std::forward<F>(f)]() mutable { f(*s); });
+      net::post(executor_, [s = std::move(s), keep, f = std::forward<F>(f)]() mutable { f(*s); });
     }
 
-    std::shared_ptr<Session> session_;
+    std::weak_ptr<Session> session_;
+    net::any_io_executor executor_;
     HttpRequest request_;
     std::string route_ = "unmatched";
     std::mutex mu_;
@@ -209,6 +223,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void complete_request();
   void close();
   void arm_timer(int seconds);
+  void arm_request_timer(int seconds);
   bool current(SessionExchange* ex) const { return exchange_ && exchange_.get() == ex; }
 
   ServerCore& core_;

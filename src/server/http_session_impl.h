@@ -85,13 +85,7 @@ void Session<Stream>::dispatch_request() {
   streaming_ = false;
   exchange_ = std::make_shared<SessionExchange>(this->shared_from_this(), std::move(req));
   core_.begin_request();
-  // Whole-request time limit: cancels the generation (the handler then answers 408).
-  request_timer_.expires_after(std::chrono::seconds(core_.options.request_timeout_s));
-  std::weak_ptr<SessionExchange> weak_ex = exchange_;
-  request_timer_.async_wait([weak_ex](beast::error_code ec) {
-    if (ec) return;
-    if (auto ex = weak_ex.lock()) ex->fire_cancel(CancelReason::kTimeout);
-  });
+  arm_request_timer(core_.options.request_timeout_s);
   std::shared_ptr<SessionExchange> ex = exchange_;
   try {
     core_.router.dispatch(ex);
@@ -100,6 +94,24 @@ void Session<Stream>::dispatch_request() {
                                      ex->request().request_id));
   }
   watch();
+}
+
+// Whole-request time limit: cancels the generation (the handler then answers 408). The pending
+// wait also keeps the session alive while a request is in flight (the exchange holds the session
+// only weakly), so after firing it re-arms until the answer came; complete_request() cancels it.
+template <class Stream>
+void Session<Stream>::arm_request_timer(int seconds) {
+  request_timer_.expires_after(std::chrono::seconds(seconds));
+  std::weak_ptr<SessionExchange> armed_for = exchange_;
+  request_timer_.async_wait([self = this->shared_from_this(), armed_for](beast::error_code ec) {
+    std::shared_ptr<SessionExchange> ex = armed_for.lock();
+    // A wait that expired just as its request completed must not hit the next request.
+    if (ec || !ex || ex != self->exchange_) return;
+    ex->fire_cancel(CancelReason::kTimeout);
+    if (self->exchange_ == ex) {
+      self->arm_request_timer(std::max(1, self->core_.options.read_timeout_s));
+    }
+  });
 }
 
 // Keeps one read armed while the request is in flight: EOF/reset there means the client left.
@@ -221,6 +233,7 @@ void Session<Stream>::do_write() {
 template <class Stream>
 void Session<Stream>::complete_request() {
   request_timer_.cancel();
+  if (exchange_) exchange_->clear_cancel();
   exchange_.reset();
   response_done_ = false;
   streaming_ = false;
@@ -236,7 +249,7 @@ void Session<Stream>::close() {
   if (closed_) return;
   closed_ = true;
   timer_.cancel();
-  if (exchange_) exchange_->fire_cancel(CancelReason::kDisconnected);
+  if (std::shared_ptr<SessionExchange> ex = exchange_) ex->fire_cancel(CancelReason::kDisconnected);
   beast::error_code ec;
   auto& sock = beast::get_lowest_layer(stream_);
   sock.shutdown(tcp::socket::shutdown_both, ec);

@@ -2,6 +2,7 @@
 // and filters see only these (no Beast), so they are testable without sockets.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -73,6 +74,10 @@ class Exchange {
   virtual void add_response_header(std::string name, std::string value) {}
   // Facts for the request audit (server/request_audit.h). Default: ignored.
   virtual void note(const ExchangeNote& note) {}
+  // The executor (the connection's strand) this exchange's writes run on. Work that answers the
+  // request (e.g. the gateway's upstream call) runs there too, so one request stays on one
+  // thread end to end with no cross-thread hand-off. Empty: none (test doubles).
+  virtual boost::asio::any_io_executor executor() const { return {}; }
 };
 
 using ExchangePtr = std::shared_ptr<Exchange>;

@@ -88,6 +88,7 @@ class AuditingExchange : public Exchange, public std::enable_shared_from_this<Au
   void add_response_header(std::string name, std::string value) override {
     inner_->add_response_header(std::move(name), std::move(value));
   }
+  boost::asio::any_io_executor executor() const override { return inner_->executor(); }
 
   void note(const ExchangeNote& n) override {
     std::lock_guard lock(mu_);
@@ -163,7 +164,13 @@ class AuditingExchange : public Exchange, public std::enable_shared_from_this<Au
     for (auto& f : queued) f();
     state_ = State::kDone;
     auditor_->forget(record_.request_id);
-    if (st && auditor_->hooks().after) auditor_->hooks().after(record_);
+    if (st && auditor_->hooks().after) {
+      if (auditor_->hooks().run_after) {
+        auditor_->after(record_);
+      } else {
+        auditor_->hooks().after(record_);
+      }
+    }
   }
 
   ExchangePtr inner_;
@@ -210,6 +217,33 @@ void RequestAuditor::route_facts(const std::string& request_id, RouteNote note) 
     ex = it->second.lock();
   }
   if (ex) ex->route(std::move(note));
+}
+
+void RequestAuditor::after(RequestRecord record) {
+  bool start = false;
+  {
+    std::lock_guard lock(after_mu_);
+    after_queue_.push_back(std::move(record));
+    start = !after_running_;
+    after_running_ = true;
+  }
+  if (start) hooks_.run_after([self = shared_from_this()] { self->drain_after(); });
+}
+
+void RequestAuditor::drain_after() {
+  std::vector<RequestRecord> batch;
+  for (;;) {
+    batch.clear();
+    {
+      std::lock_guard lock(after_mu_);
+      if (after_queue_.empty()) {
+        after_running_ = false;
+        return;
+      }
+      batch.swap(after_queue_);
+    }
+    for (const RequestRecord& r : batch) hooks_.after(r);
+  }
 }
 
 void RequestAuditor::forget(const std::string& request_id) {

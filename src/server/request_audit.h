@@ -57,6 +57,8 @@ struct AuditHooks {
   // Where append/after run (e.g. the blocking pool, so an fsync never stalls the engine thread).
   // Default: inline.
   std::function<void(std::function<void()>)> run = [](std::function<void()> f) { f(); };
+  // Where `after` runs (it is off the response path: e.g. the blocking pool). Unset: like `run`.
+  std::function<void(std::function<void()>)> run_after;
 };
 
 class AuditingExchange;
@@ -73,9 +75,17 @@ class RequestAuditor : public std::enable_shared_from_this<RequestAuditor> {
 
   const AuditHooks& hooks() const { return hooks_; }
   void forget(const std::string& request_id);
+  // Queues `record` for AuditHooks::after. Records queued while a drain is running join it: one
+  // hand-off to run_after per burst rather than one per request.
+  void after(RequestRecord record);
 
  private:
+  void drain_after();
+
   AuditHooks hooks_;
+  std::mutex after_mu_;
+  std::vector<RequestRecord> after_queue_;
+  bool after_running_ = false;
   std::mutex mu_;
   std::map<std::string, std::weak_ptr<AuditingExchange>> pending_;
 };

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "crypto/file_util.h"
 #include "crypto/primitives.h"
 
 namespace enclave::store {
@@ -208,8 +209,14 @@ void Store::batch_loop(uint32_t interval_ms) {
 }
 
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options, crypto::KeyStore& keys) {
-  std::error_code ec;
-  if (options.db_path.has_parent_path()) fs::create_directories(options.db_path.parent_path(), ec);
+  // Private from the start: SQLite would create the file 0644, and gives -wal/-shm the mode of the
+  // database file.
+  Status created = crypto::create_private_dirs(options.db_path.parent_path());
+  if (created) created = crypto::create_private_file(options.db_path);
+  if (!created) {
+    return make_error(ErrorCode::kIo,
+                      created.error().message + " (check the --data-dir path and permissions)");
+  }
   sqlite3* db = nullptr;
   int rc =
       sqlite3_open_v2(options.db_path.c_str(), &db,

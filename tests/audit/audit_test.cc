@@ -1,5 +1,6 @@
 // AuditLog + verify: chain, HMAC, tamper kinds by line, rotation, torn tail, fsync policies.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <boost/json.hpp>
 #include <thread>
@@ -71,6 +72,28 @@ class AuditTest : public ::testing::Test {
 
   fs::path dir_;
 };
+
+// The audit directory (and any missing parent) is created 0700 and the files 0600, whatever the
+// umask: entries name tenants and keys.
+TEST_F(AuditTest, DirectoryAndFilesArePrivateWhateverTheUmask) {
+  const mode_t old_umask = ::umask(022);
+  AuditOptions opt;
+  opt.dir = dir_ / "data" / "audit";
+  opt.max_file_bytes = 512;  // rotates: more than one file
+  auto log = AuditLog::open(opt, test_key());
+  ASSERT_TRUE(log) << log.error().message;
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE((*log)->append_request(sample_request(i)));
+  auto mode_of = [](const fs::path& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 ? st.st_mode & 0777 : 07777;
+  };
+  EXPECT_EQ(mode_of(dir_ / "data"), 0700u);
+  EXPECT_EQ(mode_of(opt.dir), 0700u);
+  const auto files = list_audit_files(opt.dir);
+  ASSERT_GE(files.size(), 2u);
+  for (const fs::path& f : files) EXPECT_EQ(mode_of(f), 0600u) << f;
+  ::umask(old_umask);
+}
 
 TEST_F(AuditTest, EntriesChainAndVerifyClean) {
   write_entries(20);

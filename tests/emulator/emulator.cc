@@ -263,6 +263,9 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
                                       R"("object":"model","owned_by":"deepseek"}]})",
                                       keep_alive));
   }
+  if (method == "POST" && (target == "/completions" || target == "/beta/completions")) {
+    return handle_completion(fd, auth, body, keep_alive);
+  }
   if (method != "POST" || target != "/chat/completions") {
     return send_all(fd, full_response(404,
                                       R"({"error":{"message":"Not Found","type":)"
@@ -378,6 +381,76 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
         {"model", model_id}, {"choices", json::array{}},          {"usage", usage_obj}};
     if (!send_all(fd, chunk_frame("data: " + json::serialize(u) + "\n\n"))) return false;
   }
+  if (!send_all(fd, chunk_frame("data: [DONE]\n\n"))) return false;
+  return send_all(fd, "0\r\n\r\n") && keep_alive;
+}
+
+// Text completions as DeepSeek's beta FIM endpoint (and OpenAI's legacy /v1/completions) answer
+// them: choices[].text, object "text_completion"; streamed as SSE chunks of choices[].text.
+bool DeepSeekEmulator::handle_completion(int fd, const std::string& auth, const std::string& body,
+                                         bool keep_alive) {
+  ++completion_requests_;
+  if (auth != "Bearer " + options_.api_key) {
+    return send_all(fd, full_response(401, error_body(401), keep_alive));
+  }
+  std::vector<size_t> splits;
+  {
+    std::lock_guard lock(mu_);
+    if (!failures_.empty()) {
+      int status = failures_.front();
+      failures_.pop_front();
+      return send_all(fd, full_response(status, error_body(status), keep_alive));
+    }
+    splits = split_points_;
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec || !v.is_object()) return send_all(fd, full_response(400, error_body(400), keep_alive));
+  const json::object& o = v.as_object();
+  const json::value* model = o.if_contains("model");
+  const json::value* prompt = o.if_contains("prompt");
+  if (!model || !model->is_string() || !prompt || !prompt->is_string()) {
+    return send_all(fd, full_response(422, error_body(422), keep_alive));
+  }
+  std::string model_id(model->as_string());
+  if (model_id != "deepseek-chat") {  // FIM completion is served by deepseek-chat only
+    return send_all(fd, full_response(400, error_body(400), keep_alive));
+  }
+  std::string answer = "You said: " + std::string(prompt->as_string());
+  bool stream = false;
+  if (const json::value* st = o.if_contains("stream"); st && st->is_bool()) stream = st->as_bool();
+  json::object usage_obj{{"prompt_tokens", 10}, {"completion_tokens", 5}, {"total_tokens", 15}};
+  const std::string id = "emu-cmpl-" + std::to_string(completion_requests_.load());
+  auto choice = [](std::string text, json::value finish) {
+    return json::object{
+        {"text", std::move(text)}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish}};
+  };
+  auto envelope = [&](json::array choices) {
+    return json::object{{"id", id},
+                        {"object", "text_completion"},
+                        {"created", 1700000000},
+                        {"model", model_id},
+                        {"system_fingerprint", "fp_emulator"},
+                        {"choices", std::move(choices)}};
+  };
+  if (!stream) {
+    json::object r = envelope(json::array{choice(answer, "stop")});
+    r["usage"] = usage_obj;
+    return send_all(fd, full_response(200, json::serialize(r), keep_alive));
+  }
+  std::string head =
+      std::string("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8") +
+      "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache" +
+      (keep_alive ? "\r\nConnection: keep-alive" : "\r\nConnection: close") + "\r\n\r\n";
+  if (!send_all(fd, head)) return false;
+  auto chunk = [&](std::string text, json::value finish) {
+    json::object c = envelope(json::array{choice(std::move(text), finish)});
+    return send_all(fd, chunk_frame("data: " + json::serialize(c) + "\n\n"));
+  };
+  for (const std::string& p : split_answer(answer, splits)) {
+    if (!chunk(p, nullptr)) return false;
+  }
+  if (!chunk("", "stop")) return false;
   if (!send_all(fd, chunk_frame("data: [DONE]\n\n"))) return false;
   return send_all(fd, "0\r\n\r\n") && keep_alive;
 }

@@ -1,7 +1,7 @@
 // DeepSeek API emulator for gateway tests: a small Beast HTTP server on 127.0.0.1 (port 0) that
-// behaves like api.deepseek.com for /chat/completions (Bearer auth, streaming and not, SSE
-// chunks, reasoning_content for deepseek-reasoner, the documented error statuses and shapes)
-// and records every byte it receives, so tests can prove no sensitive value reached it. The
+// behaves like api.deepseek.com for /chat/completions and /beta/completions (Bearer auth, streaming
+// and not, SSE chunks, reasoning_content for deepseek-reasoner, the documented error statuses and
+// shapes) and records every byte it receives, so tests can prove no sensitive value reached it. The
 // answer echoes the last user message ("You said: <content>"), so the gateway's restore of
 // placeholders is observable; streamed answers are split at chosen code-point offsets.
 #pragma once
@@ -36,6 +36,8 @@ class DeepSeekEmulator {
   // Every byte received on every connection, in arrival order per connection.
   std::string recorded() const;
   int chat_requests() const { return chat_requests_.load(); }
+  // Text completions received on /completions or /beta/completions (DeepSeek's FIM endpoint).
+  int completion_requests() const { return completion_requests_.load(); }
   int connections() const { return connections_.load(); }
 
   // The next `count` chat requests get `status` with DeepSeek's error body (400, 401, 402, 422,
@@ -53,6 +55,7 @@ class DeepSeekEmulator {
   // Answers one request on `fd`; false: close the connection.
   bool handle(int fd, const std::string& method, std::string target, const std::string& auth,
               const std::string& body, bool keep_alive);
+  bool handle_completion(int fd, const std::string& auth, const std::string& body, bool keep_alive);
 
   EmulatorOptions options_;
   int listen_fd_ = -1;
@@ -66,6 +69,7 @@ class DeepSeekEmulator {
   std::vector<int> client_fds_;
   std::vector<std::thread> workers_;
   std::atomic<int> chat_requests_{0};
+  std::atomic<int> completion_requests_{0};
   std::atomic<int> connections_{0};
 };
 

@@ -1,4 +1,5 @@
-// enclave synth: shapes, metadata, type plans, determinism, loadability.
+// enclave synth: shapes, metadata, the quantization plan it shares with `enclave quantize`,
+// determinism, loadability.
 #include "model/synth.h"
 
 #include <gtest/gtest.h>
@@ -12,8 +13,10 @@
 
 #include "core/fp16.h"
 #include "gguf/gguf_file.h"
+#include "gguf/gguf_writer.h"
 #include "model/chat_templates.h"
 #include "model/model.h"
+#include "model/quantize_plan.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -180,34 +183,188 @@ TEST_F(SynthTest, DeterministicAcrossThreadCounts) {
   EXPECT_NE(read(path("a.gguf")), read(path("c.gguf")));
 }
 
-TEST(SynthPlan, Q4KMRulesFor28Layers) {
-  uint32_t ftype = 0;
-  auto plan = builtin_type_plan("q4_k_m", 28, &ftype);
-  ASSERT_TRUE(plan);
-  EXPECT_EQ(ftype, 15u);
-  const std::vector<uint64_t> m = {1536, 256};
-  EXPECT_EQ((*plan)("blk.0.attn_norm.weight", {1536}), DType::kF32);
-  EXPECT_EQ((*plan)("output.weight", {1536, 102400}), DType::kQ6_K);
-  EXPECT_EQ((*plan)("token_embd.weight", {1536, 102400}), DType::kQ4_K);
-  // use_more_bits(i, 28): i < 3, i >= 24, (i - 3) % 3 == 2.
-  EXPECT_EQ((*plan)("blk.0.attn_v.weight", m), DType::kQ6_K);
-  EXPECT_EQ((*plan)("blk.3.attn_v.weight", m), DType::kQ4_K);
-  EXPECT_EQ((*plan)("blk.5.ffn_down.weight", {8960, 1536}), DType::kQ6_K);
-  EXPECT_EQ((*plan)("blk.6.ffn_down.weight", {8960, 1536}), DType::kQ4_K);
-  EXPECT_EQ((*plan)("blk.27.ffn_down.weight", {8960, 1536}), DType::kQ6_K);
-  EXPECT_EQ((*plan)("blk.6.attn_q.weight", {1536, 1536}), DType::kQ4_K);
-  // Row not a multiple of 256: Q4_K falls back to Q5_0.
-  EXPECT_EQ((*plan)("blk.6.attn_q.weight", {160, 1536}), DType::kQ5_0);
+// The tensors of a 28-layer qwen2 model (R1-Distill-Qwen-1.5B shapes), in file order.
+std::vector<TensorDesc> qwen2_tensors(int n_layer) {
+  std::vector<TensorDesc> t;
+  auto add = [&](std::string name, std::vector<uint64_t> ne) {
+    TensorDesc d;
+    d.name = std::move(name);
+    d.n_dims = static_cast<uint32_t>(ne.size());
+    std::copy(ne.begin(), ne.end(), d.ne.begin());
+    t.push_back(std::move(d));
+  };
+  add("token_embd.weight", {1536, 151936});
+  add("output_norm.weight", {1536});
+  add("output.weight", {1536, 151936});
+  for (int i = 0; i < n_layer; ++i) {
+    const std::string b = "blk." + std::to_string(i) + ".";
+    add(b + "attn_norm.weight", {1536});
+    add(b + "attn_q.weight", {1536, 1536});
+    add(b + "attn_q.bias", {1536});
+    add(b + "attn_v.weight", {1536, 256});
+    add(b + "attn_output.weight", {1536, 1536});
+    add(b + "ffn_down.weight", {8960, 1536});
+  }
+  return t;
+}
 
-  auto q40 = builtin_type_plan("Q4_0", 28, &ftype);
+DType planned(const std::vector<TensorDesc>& tensors, const std::vector<TensorPlan>& plans,
+              const std::string& name) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (tensors[i].name == name) return plans[i].type;
+  }
+  ADD_FAILURE() << "no tensor " << name;
+  return DType::kF32;
+}
+
+TEST(QuantizePlan, Q4KMRulesFor28Layers) {
+  const auto target = parse_quant_target("q4_k_m");
+  ASSERT_TRUE(target);
+  EXPECT_EQ(target->name, "Q4_K_M");
+  EXPECT_EQ(target->file_type, 15u);
+  const auto tensors = qwen2_tensors(28);
+  const auto plans = plan_quantization(*target, {"qwen2", 28, 0}, tensors);
+  ASSERT_EQ(plans.size(), tensors.size());
+  auto type = [&](const std::string& name) { return planned(tensors, plans, name); };
+  EXPECT_EQ(type("blk.0.attn_norm.weight"), DType::kF32);
+  EXPECT_EQ(type("blk.0.attn_q.bias"), DType::kF32);
+  EXPECT_EQ(type("output.weight"), DType::kQ6_K);
+  EXPECT_EQ(type("token_embd.weight"), DType::kQ4_K);
+  // use_more_bits(i, 28): i < 3, i >= 24, (i - 3) % 3 == 2.
+  EXPECT_EQ(type("blk.0.attn_v.weight"), DType::kQ6_K);
+  EXPECT_EQ(type("blk.3.attn_v.weight"), DType::kQ4_K);
+  EXPECT_EQ(type("blk.5.ffn_down.weight"), DType::kQ6_K);
+  EXPECT_EQ(type("blk.6.ffn_down.weight"), DType::kQ4_K);
+  EXPECT_EQ(type("blk.27.ffn_down.weight"), DType::kQ6_K);
+  EXPECT_EQ(type("blk.6.attn_q.weight"), DType::kQ4_K);
+  EXPECT_EQ(type("blk.6.attn_output.weight"), DType::kQ4_K);
+}
+
+TEST(QuantizePlan, SmallMixesAndPlainTypes) {
+  const auto tensors = qwen2_tensors(28);
+  // Q4_K_S: attn_v of the first 4 layers and ffn_down of the first eighth get Q5_K.
+  const auto q4ks = parse_quant_target("Q4_K_S");
+  ASSERT_TRUE(q4ks);
+  const auto s = plan_quantization(*q4ks, {"qwen2", 28, 0}, tensors);
+  EXPECT_EQ(planned(tensors, s, "blk.3.attn_v.weight"), DType::kQ5_K);
+  EXPECT_EQ(planned(tensors, s, "blk.4.attn_v.weight"), DType::kQ4_K);
+  EXPECT_EQ(planned(tensors, s, "blk.2.ffn_down.weight"), DType::kQ5_K);
+  EXPECT_EQ(planned(tensors, s, "blk.3.ffn_down.weight"), DType::kQ4_K);
+  // Q3_K_M: attn_output raised to Q4_K.
+  const auto q3km = parse_quant_target("Q3_K_M");
+  ASSERT_TRUE(q3km);
+  const auto m = plan_quantization(*q3km, {"qwen2", 28, 0}, tensors);
+  EXPECT_EQ(planned(tensors, m, "blk.9.attn_output.weight"), DType::kQ4_K);
+  EXPECT_EQ(planned(tensors, m, "blk.9.attn_q.weight"), DType::kQ3_K);
+  // Plain types: output.weight Q6_K for Q4_0, kept at Q8_0 for Q8_0; float targets convert all.
+  const auto q40 = parse_quant_target("Q4_0");
   ASSERT_TRUE(q40);
-  EXPECT_EQ(ftype, 2u);
-  EXPECT_EQ((*q40)("output.weight", {1536, 102400}), DType::kQ6_K);
-  EXPECT_EQ((*q40)("blk.0.ffn_up.weight", {1536, 8960}), DType::kQ4_0);
-  auto f16 = builtin_type_plan("F16", 28, &ftype);
+  EXPECT_EQ(q40->file_type, 2u);
+  const auto p = plan_quantization(*q40, {"qwen2", 28, 0}, tensors);
+  EXPECT_EQ(planned(tensors, p, "output.weight"), DType::kQ6_K);
+  EXPECT_EQ(planned(tensors, p, "blk.0.attn_v.weight"), DType::kQ4_0);
+  const auto q80 = parse_quant_target("Q8_0");
+  ASSERT_TRUE(q80);
+  EXPECT_EQ(planned(tensors, plan_quantization(*q80, {"qwen2", 28, 0}, tensors), "output.weight"),
+            DType::kQ8_0);
+  const auto f16 = parse_quant_target("F16");
   ASSERT_TRUE(f16);
-  EXPECT_EQ((*f16)("output.weight", {1536, 102400}), DType::kF16);
-  EXPECT_FALSE(builtin_type_plan("Q9_X", 28, &ftype));
+  const auto h = plan_quantization(*f16, {"qwen2", 28, 0}, tensors);
+  EXPECT_EQ(planned(tensors, h, "output.weight"), DType::kF16);
+  EXPECT_EQ(planned(tensors, h, "blk.0.attn_norm.weight"), DType::kF32);
+  EXPECT_FALSE(parse_quant_target("Q9_X"));
+}
+
+TEST(QuantizePlan, RowsThatDoNotFitTheBlockFallBack) {
+  TensorDesc odd;
+  odd.name = "blk.0.attn_q.weight";
+  odd.n_dims = 2;
+  odd.ne = {160, 1536, 1, 1};  // 160: a multiple of 32, not of 256
+  TensorDesc tiny = odd;
+  tiny.name = "blk.0.attn_k.weight";
+  tiny.ne = {40, 64, 1, 1};  // not even a multiple of 32
+  const std::vector<TensorDesc> tensors = {odd, tiny};
+  struct Case {
+    const char* target;
+    DType type;
+    bool fallback;
+  };
+  const Case cases[] = {{"Q4_K", DType::kQ5_0, true}, {"Q5_K", DType::kQ5_1, true},
+                        {"Q6_K", DType::kQ8_0, true}, {"Q2_K", DType::kQ4_0, true},
+                        {"Q3_K", DType::kQ4_0, true}, {"Q4_0", DType::kQ4_0, false}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.target);
+    const auto plans = plan_quantization(*parse_quant_target(c.target), {}, tensors);
+    EXPECT_EQ(plans[0].type, c.type);
+    EXPECT_EQ(plans[0].fallback, c.fallback);
+    EXPECT_EQ(plans[1].type, DType::kF16);
+    EXPECT_TRUE(plans[1].fallback);
+  }
+}
+
+// synthesize() takes its types and general.file_type from the same plan for every target.
+TEST_F(SynthTest, EveryTargetFollowsTheQuantizationPlan) {
+  std::vector<std::string> names;
+  const std::string list = quant_target_list();
+  for (size_t pos = 0; pos < list.size();) {
+    const size_t comma = list.find(", ", pos);
+    names.push_back(list.substr(pos, comma - pos));
+    pos = comma == std::string::npos ? list.size() : comma + 2;
+  }
+  ASSERT_EQ(names.size(), 18u);
+  for (const std::string& name : names) {
+    SCOPED_TRACE(name);
+    const auto target = parse_quant_target(name);
+    ASSERT_TRUE(target);
+    SynthOptions o;
+    o.preset = "demo-tiny";
+    o.type_name = name;
+    o.layers = 2;  // the mixes' per-layer rules on 9 layers: tests/cli/synth_quantize_test.cc
+    o.out_path = path("plan.gguf");
+    auto r = synthesize(o);
+    ASSERT_TRUE(r) << r.error().message;
+    auto f = gguf::GgufFile::open(o.out_path);
+    ASSERT_TRUE(f) << f.error().message;
+    EXPECT_EQ(**f->get_uint("general.file_type"), target->file_type);
+    std::vector<TensorDesc> descs;
+    for (const auto& t : f->tensors()) descs.push_back({t.name, DType::kF32, t.n_dims, t.ne});
+    const auto plans =
+        plan_quantization(*target, {"qwen2", static_cast<uint32_t>(o.layers), 0}, descs);
+    for (size_t i = 0; i < descs.size(); ++i) {
+      EXPECT_EQ(f->tensors()[i].type, plans[i].type) << descs[i].name;
+    }
+  }
+}
+
+// The presets embed the published templates verbatim; the tokenizer recognises them by marker
+// substrings (not by the whole text), so each gets its R1 renderer.
+TEST_F(SynthTest, EmbeddedTemplatesArePublishedTextAndRecognised) {
+  const struct {
+    const char* text;
+    const char* fixture;
+    const char* renderer;
+  } cases[] = {
+      {kR1DistillQwenTemplate, "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "deepseek-r1"},
+      {kR1DistillLlamaTemplate, "deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja",
+       "deepseek-r1-llama"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.fixture);
+    std::ifstream in(std::string(ENCLAVE_FIXTURES_DIR) + "/templates/" + c.fixture,
+                     std::ios::binary);
+    ASSERT_TRUE(in);
+    const std::string published(std::istreambuf_iterator<char>(in), {});
+    EXPECT_EQ(std::string(c.text), published);
+    gguf::GgufWriter w;
+    w.set_string("general.architecture", "llama");
+    w.set_string("tokenizer.chat_template", c.text);
+    ASSERT_TRUE(w.write(path("template.gguf")).is_ok());
+    auto file = gguf::GgufFile::open(path("template.gguf"));
+    ASSERT_TRUE(file) << file.error().message;
+    auto tmpl = tokenizer::ChatTemplate::from_gguf(*file);
+    ASSERT_TRUE(tmpl) << tmpl.error().message;
+    EXPECT_EQ(tmpl->name(), c.renderer);
+  }
 }
 
 TEST_F(SynthTest, BadArguments) {

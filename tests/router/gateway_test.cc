@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -123,6 +124,44 @@ std::string stream_text(const std::string& body, const char* field = "content") 
       if (!d) continue;
       const json::value* s = d->as_object().if_contains(field);
       if (s && s->is_string()) out += std::string(s->as_string());
+    }
+  }
+  EXPECT_TRUE(done) << "no [DONE]";
+  return out;
+}
+
+std::string completion_body(const std::string& prompt, bool stream = false,
+                            const std::string& model = "deepseek-chat") {
+  json::object o{{"model", model}, {"prompt", prompt}, {"max_tokens", 4}};
+  if (stream) o["stream"] = true;
+  return json::serialize(o);
+}
+
+std::string text_of(const Reply& r) {
+  json::value v = json::parse(r.body);
+  const json::value* s = v.at("choices").at(0).as_object().if_contains("text");
+  return s && s->is_string() ? std::string(s->as_string()) : std::string();
+}
+
+// Concatenated choices[].text of a text completion's SSE body; fails on framing errors.
+std::string stream_completion_text(const std::string& body) {
+  std::string out;
+  size_t pos = 0;
+  bool done = false;
+  while (pos < body.size()) {
+    EXPECT_EQ(body.compare(pos, 6, "data: "), 0) << body.substr(pos, 60);
+    size_t end = body.find("\n\n", pos);
+    if (end == std::string::npos) break;
+    std::string data = body.substr(pos + 6, end - pos - 6);
+    pos = end + 2;
+    if (data == "[DONE]") {
+      done = true;
+      continue;
+    }
+    json::value v = json::parse(data);
+    for (const auto& c : v.at("choices").as_array()) {
+      const json::value* t = c.as_object().if_contains("text");
+      if (t && t->is_string()) out += std::string(t->as_string());
     }
   }
   EXPECT_TRUE(done) << "no [DONE]";
@@ -476,6 +515,178 @@ TEST_F(GatewayTest, UpstreamClientErrorsAreRelayedAndWrongKeysFallBack) {
   Reply bad = post(port(), chat_body("hello"));  // deepseek: 401 (key) -> good: 422 relayed
   EXPECT_EQ(bad.status, 422) << bad.body;
   EXPECT_NE(bad.body.find("Invalid Parameters"), std::string::npos);
+}
+
+// Text completions go through the same chain as chat: every category, Chinese and English, is
+// replaced before DeepSeek's (beta FIM) /completions endpoint sees it and restored in the answer.
+TEST_F(GatewayTest, TextCompletionsAreRedactedRoutedAndRestored) {
+  start("backends:\n  - {name: local, type: local}\n" + cloud_backend() +
+        "policies:\n  - {name: redact-all, action: redact, route: [deepseek]}\n");
+  for (const Sample& s : samples()) {
+    std::string prompt = s.sentence + " / again: " + s.value;
+    Reply r = post(port(), completion_body(prompt), {}, "/v1/completions");
+    ASSERT_EQ(r.status, 200) << s.category << ": " << r.body;
+    EXPECT_EQ(r.headers["x-enclave-route"], "deepseek");
+    EXPECT_EQ(r.headers["x-enclave-policy"], "redact-all");
+    EXPECT_EQ(r.headers["x-enclave-redacted"], "2") << s.category;
+    EXPECT_EQ(text_of(r), "You said: " + prompt) << s.category;
+  }
+  EXPECT_EQ(emu_->completion_requests(), static_cast<int>(samples().size()));
+  EXPECT_EQ(emu_->chat_requests(), 0);
+  std::string seen = emu_->recorded();
+  EXPECT_NE(seen.find("POST /beta/completions "), std::string::npos);  // the preset's FIM path
+  for (const Sample& s : samples()) {
+    EXPECT_EQ(seen.find(s.value), std::string::npos) << s.category << " reached the cloud";
+  }
+  EXPECT_NE(seen.find("[EMAIL_1]"), std::string::npos);
+}
+
+TEST_F(GatewayTest, StreamedTextCompletionsRestorePlaceholdersSplitAnywhere) {
+  start("backends:\n" + cloud_backend() +
+        "policies:\n  - {name: redact-all, action: redact, route: [deepseek]}\n");
+  std::string prompt = "邮件 a.b@example.com 电话 13812345678";
+  std::string redacted_answer = "You said: 邮件 [EMAIL_1] 电话 [PHONE_CN_1]";
+  size_t n_cp = 0;
+  for (unsigned char c : redacted_answer) n_cp += (c & 0xC0) != 0x80;
+  for (size_t k = 1; k < n_cp; ++k) {
+    emu_->set_split_points({k});
+    Reply r = post(port(), completion_body(prompt, true), {}, "/v1/completions");
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_EQ(r.headers["x-enclave-route"], "deepseek");
+    ASSERT_EQ(r.headers["x-enclave-redacted"], "2");
+    ASSERT_EQ(r.headers["content-type"], "text/event-stream");
+    ASSERT_EQ(stream_completion_text(r.body), "You said: " + prompt) << "split at " << k;
+  }
+  emu_->set_split_points({});
+  EXPECT_EQ(emu_->recorded().find("a.b@example.com"), std::string::npos);
+  EXPECT_EQ(emu_->recorded().find("13812345678"), std::string::npos);
+}
+
+// The default policy for completions: sensitive prompts stay local, public ones go out; and the
+// gateway fails closed when only the cloud is left.
+TEST_F(GatewayTest, TextCompletionsFollowTheDefaultPolicyAndFailClosed) {
+  start("backends:\n  - {name: local, type: local}\n" + cloud_backend());
+  Reply secret =
+      post(port(), completion_body("我的身份证号是11010519491231002X"), {}, "/v1/completions");
+  ASSERT_EQ(secret.status, 200) << secret.body;
+  EXPECT_EQ(secret.headers["x-enclave-route"], "local");
+  EXPECT_EQ(secret.headers["x-enclave-policy"], "default-sensitive-private");
+  EXPECT_EQ(text_of(secret), FakeBackend::expected_text(4));
+  Reply pub = post(port(), completion_body("Once upon a time"), {}, "/v1/completions");
+  ASSERT_EQ(pub.status, 200) << pub.body;
+  EXPECT_EQ(pub.headers["x-enclave-route"], "deepseek");
+  EXPECT_EQ(text_of(pub), "You said: Once upon a time");
+  // Token-id prompts cannot be scanned or sent to another tokenizer: local only.
+  Reply ids = post(port(), R"({"model":"deepseek-chat","prompt":[1,2,3],"max_tokens":4})", {},
+                   "/v1/completions");
+  ASSERT_EQ(ids.status, 200) << ids.body;
+  EXPECT_EQ(ids.headers["x-enclave-route"], "local");
+  EXPECT_EQ(emu_->completion_requests(), 1);
+  EXPECT_EQ(emu_->recorded().find("11010519491231002X"), std::string::npos);
+
+  server_->set_backend(nullptr);  // local engine gone: nothing sensitive may fall over to the cloud
+  Reply closed =
+      post(port(), completion_body("card 4111 1111 1111 1111 please"), {}, "/v1/completions");
+  EXPECT_EQ(closed.status, 503) << closed.body;
+  EXPECT_EQ(closed.headers["x-enclave-route"], "none");
+  EXPECT_EQ(emu_->completion_requests(), 1);
+  EXPECT_EQ(emu_->recorded().find("4111 1111 1111 1111"), std::string::npos);
+}
+
+// Private nodes get text completions on /completions with the original content.
+TEST_F(GatewayTest, TextCompletionsReachPrivateNodesUnredacted) {
+  start("backends:\n  - {name: node-a, type: node, url: '" + emu_->base_url() +
+            "', api_key: " + emu_->api_key() +
+            ", models: [deepseek-chat]}\npolicies:\n  - {name: private-only, route: [node-a]}\n",
+        /*with_local=*/false);
+  Reply r = post(port(), completion_body("mail zhang.san@example.com"), {}, "/v1/completions");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-enclave-route"], "node-a");
+  EXPECT_EQ(r.headers.count("x-enclave-redacted"), 0u);
+  EXPECT_EQ(text_of(r), "You said: mail zhang.san@example.com");
+  EXPECT_NE(emu_->recorded().find("POST /completions "), std::string::npos);
+}
+
+// A private node over HTTPS with a self-signed CA: verification on, the CA from the backend's
+// ca_file. With the wrong CA the handshake fails and the request fails closed (503, nothing
+// served elsewhere), and the upstream error says why.
+TEST_F(GatewayTest, HttpsNodeVerifiedAgainstItsConfiguredCa) {
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("enclave-router-tls-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string cmd =
+      "cd " + dir.string() +
+      " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1"
+      " -subj /CN=enclave-node-ca"
+      " && openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other-ca.pem -days 1"
+      " -subj /CN=some-other-ca"
+      " && openssl req -newkey rsa:2048 -nodes -keyout node.key -out node.csr -subj /CN=127.0.0.1"
+      " && printf 'subjectAltName=IP:127.0.0.1\n' > san.ext"
+      " && openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.pem"
+      " -days 1 -extfile san.ext > /dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl CLI needed to make test certificates";
+
+  // The node: another Enclave server (TLS) with its own key and the fake local model.
+  const std::string node_key = "sk-enclave-node-key-0123456789abcdef";
+  auto node_keys =
+      std::make_shared<server::KeyStore>(server::KeyStore::with_secret(std::string(32, 'n')));
+  ASSERT_TRUE(node_keys->add_key("gateway", node_key, 7).is_ok());
+  server::ServerOptions no;
+  no.tls_cert = (dir / "node.pem").string();
+  no.tls_key = (dir / "node.key").string();
+  auto node = server::Server::create(no, node_keys);
+  ASSERT_TRUE(node.has_value()) << node.error().message;
+  ASSERT_TRUE((*node)->start().is_ok());
+  (*node)->set_backend(std::make_shared<FakeBackend>(FakeBackend::Options{}));
+  std::string url = "https://127.0.0.1:" + std::to_string((*node)->port());
+
+  auto node_backend = [&](const std::string& name, const std::string& ca) {
+    return "  - {name: " + name + ", type: node, url: '" + url + "', api_key: " + node_key +
+           ", ca_file: '" + (dir / ca).string() + "', models: [fake-model], health_check: false}\n";
+  };
+  start("retries: 0\nbackends:\n" + node_backend("node-good", "ca.pem") +
+            node_backend("node-wrong-ca", "other-ca.pem") +
+            "  - {name: deepseek, preset: deepseek, base_url: '" + emu_->base_url() +
+            "', api_key: " + emu_->api_key() +
+            "}\n"
+            "policies:\n"
+            "  - {name: via-wrong-ca, when: {models: [wrong]}, route: [node-wrong-ca]}\n"
+            "  - {name: private, route: [node-good]}\n",
+        /*with_local=*/false);
+
+  Reply ok = post(port(), chat_body("mail zhang.san@example.com", false, "fake-model"));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(ok.headers["x-enclave-route"], "node-good");
+  EXPECT_EQ(content_of(ok), FakeBackend::expected_text(4));
+  Reply streamed = post(port(), chat_body("hello node", true, "fake-model"));
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  EXPECT_EQ(stream_text(streamed.body), FakeBackend::expected_text(4));
+
+  Reply closed = post(port(), chat_body("mail zhang.san@example.com", false, "wrong"));
+  EXPECT_EQ(closed.status, 503) << closed.body;
+  EXPECT_EQ(closed.headers["x-enclave-route"], "none");
+  EXPECT_EQ(closed.headers["x-enclave-policy"], "via-wrong-ca");
+  EXPECT_EQ(emu_->chat_requests(), 0);  // nothing fell over to the cloud
+  EXPECT_EQ(closed.body.find("zhang.san"), std::string::npos);
+
+  // The client's own error names the failed verification.
+  UpstreamEndpoint e;
+  e.url = *parse_base_url(url);
+  e.ca_file = (dir / "other-ca.pem").string();
+  UpstreamCall call;
+  call.method = "GET";
+  call.path = "/health";
+  std::promise<Status> done;
+  UpstreamEvents ev;
+  ev.on_done = [&done](Status st) { done.set_value(st); };
+  gateway_->client().start(e, std::move(call), std::move(ev));
+  Status st = done.get_future().get();
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.error().message.find("certificate verification"), std::string::npos)
+      << st.error().message;
+
+  (*node)->shutdown(std::chrono::milliseconds(1000));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -75,6 +75,18 @@ TEST(RouterConfig, ParsesBackendsPoolsPoliciesAndPresets) {
   EXPECT_TRUE(cfg->policies[5].redact);
   EXPECT_EQ(cfg->policies[0].action, PolicyAction::kBlock);
   EXPECT_EQ(cfg->key_tenants.at("team-key"), "acme");
+  // Text completions: DeepSeek serves them (FIM, beta) under /beta; others on /completions.
+  EXPECT_EQ(ds->completions_path, "/beta/completions");
+  EXPECT_EQ(cfg->backend("node-a")->completions_path, "/completions");
+  auto custom = parse_gateway_yaml(
+      "backends:\n  - {name: c, base_url: 'http://10.0.0.9', completions_path: /v2/complete}\n",
+      fake_env);
+  ASSERT_TRUE(custom.has_value()) << custom.error().message;
+  EXPECT_EQ(custom->backend("c")->completions_path, "/v2/complete");
+  auto bad = parse_gateway_yaml(
+      "backends:\n  - {name: c, base_url: 'http://10.0.0.9', completions_path: 'x y'}\n", fake_env);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message.find("completions_path"), std::string::npos);
 }
 
 TEST(RouterConfig, ErrorsNameThePathNeverTheSecret) {

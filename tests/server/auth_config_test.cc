@@ -127,6 +127,9 @@ keys:
   ASSERT_EQ(c.keys.size(), 1u);
   EXPECT_EQ(c.keys[0].scopes, std::vector<std::string>{"chat"});
   EXPECT_EQ(c.effective_key_file(), "./data/keys.json");
+  EXPECT_EQ(c.audit_fsync, "always");  // default: durable before the answer
+  ASSERT_TRUE(load_config_text("audit_fsync: batch\n", c).is_ok());
+  EXPECT_EQ(c.audit_fsync, "batch");
 }
 
 TEST(Config, Errors) {
@@ -138,6 +141,9 @@ TEST(Config, Errors) {
   EXPECT_FALSE(load_config_text("port: 70000\n", c));
   EXPECT_FALSE(load_config_text("parallel: 0\n", c));
   EXPECT_FALSE(load_config_text("keys: [{name: x}]\n", c));
+  Status fsync = load_config_text("audit_fsync: sometimes\n", c);
+  ASSERT_FALSE(fsync);
+  EXPECT_NE(fsync.error().message.find("always, batch or never"), std::string::npos);
   EXPECT_EQ(load_config_file("/nonexistent/enclave.yaml", c).error().code, ErrorCode::kNotFound);
 }
 

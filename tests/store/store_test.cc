@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -100,6 +101,42 @@ TEST_F(StoreTest, MigrationsAppliedAndReopenIsIdempotent) {
   auto newer = Store::open(opt, *keys_);
   ASSERT_FALSE(newer);
   EXPECT_NE(newer.error().message.find("newer"), std::string::npos);
+}
+
+mode_t mode_of(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return 07777;  // no such file: matches no expected mode
+  return st.st_mode & 0777;
+}
+
+// SQLite alone creates the database 0644 (less the umask) and gives -wal/-shm the database's mode:
+// the store creates the file 0600 first, and a missing directory 0700.
+TEST_F(StoreTest, DatabaseFilesArePrivateWhateverTheUmask) {
+  const mode_t old_umask = ::umask(022);
+  const fs::path fresh_dir = dir_ / "fresh" / "data";
+  {
+    auto s = open_store(fresh_dir / "enclave.db");
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->create_tenant("acme"));
+    EXPECT_EQ(mode_of(dir_ / "fresh"), 0700u);
+    EXPECT_EQ(mode_of(fresh_dir), 0700u);
+    for (const char* name : {"enclave.db", "enclave.db-wal", "enclave.db-shm"}) {
+      EXPECT_EQ(mode_of(fresh_dir / name), 0600u) << name;
+    }
+  }
+  // A directory the operator made keeps its mode; the database in it is still private.
+  const fs::path operator_dir = dir_ / "operator";
+  fs::create_directories(operator_dir);
+  fs::permissions(operator_dir,
+                  fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec,
+                  fs::perm_options::replace);
+  {
+    auto s = open_store(operator_dir / "enclave.db");
+    ASSERT_TRUE(s);
+    EXPECT_EQ(mode_of(operator_dir), 0750u);
+    EXPECT_EQ(mode_of(operator_dir / "enclave.db"), 0600u);
+  }
+  ::umask(old_umask);
 }
 
 TEST_F(StoreTest, HistoryIsOptInPerTenant) {

@@ -1,5 +1,6 @@
-// Quantization plan for `enclave quantize`: which storage type every tensor of a model gets for a
-// requested target (a plain type or one of llama.cpp's K-quant mixes). Pure decision logic, no I/O.
+// Quantization plan: which storage type every tensor of a model gets for a requested target (a
+// plain type or one of llama.cpp's K-quant mixes). The one rule set behind `enclave quantize`,
+// `enclave synth` and synthesize() (model/synth.h). Pure decision logic, no I/O.
 #pragma once
 
 #include <array>
@@ -11,7 +12,7 @@
 
 #include "core/dtype.h"
 
-namespace enclave::cli {
+namespace enclave::model {
 
 enum class QuantMix {
   kUniform,  // every quantizable tensor gets `base` (output.weight rule and fallbacks still apply)
@@ -67,4 +68,4 @@ struct TensorPlan {
 std::vector<TensorPlan> plan_quantization(const QuantTarget& target, const ModelFacts& facts,
                                           const std::vector<TensorDesc>& tensors);
 
-}  // namespace enclave::cli
+}  // namespace enclave::model

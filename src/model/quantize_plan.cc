@@ -1,9 +1,9 @@
-#include "cli/quantize_plan.h"
+#include "model/quantize_plan.h"
 
 #include <cctype>
 #include <cstdio>
 
-namespace enclave::cli {
+namespace enclave::model {
 namespace {
 
 struct TargetRow {
@@ -191,4 +191,4 @@ std::vector<TensorPlan> plan_quantization(const QuantTarget& target, const Model
   return plans;
 }
 
-}  // namespace enclave::cli
+}  // namespace enclave::model
