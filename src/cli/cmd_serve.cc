@@ -13,6 +13,7 @@
 #include "audit/audit_log.h"
 #include "cli/commands.h"
 #include "cli/data_protection_access.h"
+#include "crypto/file_util.h"
 #include "engine/engine.h"
 #include "model/synth.h"
 #include "router/gateway.h"
@@ -238,6 +239,12 @@ int serve(ServeFlags& f, CLI::App& cmd) {
     return 2;
   }
 
+  // The data directory holds keys, the audit log and the database: private from the start
+  // (0700 when created here; an existing directory keeps its mode).
+  if (Status st = crypto::create_private_dirs(cfg.data_dir); !st) {
+    std::fprintf(stderr, "enclave serve: %s\n", st.error().message.c_str());
+    return 1;
+  }
   Result<std::shared_ptr<server::KeyStore>> keys = load_keys(cfg);
   if (!keys) {
     std::fprintf(stderr, "enclave serve: %s\n", keys.error().message.c_str());
