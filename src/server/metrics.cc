@@ -94,6 +94,16 @@ std::string Metrics::render(const engine::EngineStats* stats, bool ready) const 
   out += "# HELP enclave_slots Configured parallel slots.\n";
   out += "# TYPE enclave_slots gauge\n";
   out += "enclave_slots " + std::to_string(stats ? stats->n_slots : 0) + "\n";
+  out +=
+      "# HELP enclave_prompt_tokens_cached_total Prompt tokens reused from a cached prefix "
+      "instead of computed (finished requests).\n";
+  out += "# TYPE enclave_prompt_tokens_cached_total counter\n";
+  out += "enclave_prompt_tokens_cached_total " +
+         std::to_string(stats ? stats->cached_prompt_tokens_total : 0) + "\n";
+  out += "# HELP enclave_prefix_copies_total Prompt prefixes copied from another KV slot.\n";
+  out += "# TYPE enclave_prefix_copies_total counter\n";
+  out += "enclave_prefix_copies_total " + std::to_string(stats ? stats->prefix_copies_total : 0) +
+         "\n";
   out += "# HELP enclave_ready 1 when a model is loaded.\n";
   out += "# TYPE enclave_ready gauge\n";
   out += std::string("enclave_ready ") + (ready ? "1" : "0") + "\n";

@@ -48,6 +48,9 @@ class FakeBackend : public Backend {
     int32_t n_ctx = 256;
     std::chrono::milliseconds token_delay{1};
     bool reasoning = false;  // emit "<think>" "r0" "</think>" before the words
+    // Prefix-cache totals reported by stats() (the real engine counts them per request).
+    uint64_t cached_prompt_tokens_total = 0;
+    uint64_t prefix_copies_total = 0;
   };
 
   explicit FakeBackend(Options o) : opt_(o) {
@@ -76,6 +79,8 @@ class FakeBackend : public Backend {
     s.n_slots = opt_.n_parallel;
     s.busy_slots = static_cast<int32_t>(active_.size());
     s.queued = static_cast<int32_t>(queue_.size());
+    s.cached_prompt_tokens_total = opt_.cached_prompt_tokens_total;
+    s.prefix_copies_total = opt_.prefix_copies_total;
     return s;
   }
 

@@ -403,7 +403,10 @@ TEST_F(ServerTest, ShutdownDeadlineCancelsLongGeneration) {
 
 TEST_F(ServerTest, MetricsExposition) {
   ServerOptions o;
-  start(o);
+  FakeBackend::Options fo;
+  fo.cached_prompt_tokens_total = 17;
+  fo.prefix_copies_total = 2;
+  start(o, fo);
   ASSERT_EQ(get("/health").status, 200);
   ASSERT_EQ(
       post("/v1/chat/completions",
@@ -421,6 +424,8 @@ TEST_F(ServerTest, MetricsExposition) {
   EXPECT_NE(m.body.find("enclave_token_latency_seconds_count 2"), std::string::npos);
   EXPECT_NE(m.body.find("enclave_busy_slots 0"), std::string::npos);
   EXPECT_NE(m.body.find("enclave_slots 4"), std::string::npos);
+  EXPECT_NE(m.body.find("enclave_prompt_tokens_cached_total 17"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("enclave_prefix_copies_total 2"), std::string::npos) << m.body;
 }
 
 TEST_F(ServerTest, PublicMetricsOption) {
