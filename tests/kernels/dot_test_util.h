@@ -2,6 +2,7 @@
 // random bytes (sane f16 scales), and an independent dequantizer written from the reference doc.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -10,6 +11,7 @@
 
 #include "core/dtype.h"
 #include "core/fp16.h"
+#include "kernels/matmul.h"
 #include "kernels/quant_blocks.h"
 
 namespace enclave::kernels::testing {
@@ -289,6 +291,44 @@ inline const std::vector<DType>& weight_types() {
                                             DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K,
                                             DType::kQ6_K};
   return kTypes;
+}
+
+// A weight matrix of random rows (random_weight_row) and the WeightMatrix view of it.
+struct Matrix {
+  Bytes data;
+  WeightMatrix w;
+};
+
+inline Matrix random_matrix(DType t, int64_t rows, int64_t cols, std::mt19937& rng,
+                            bool exact = false) {
+  Matrix m;
+  const size_t rb = dtype_row_bytes(t, static_cast<uint64_t>(cols));
+  m.data.resize(rb * static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto row = random_weight_row(t, cols, rng, exact);
+    std::copy(row.begin(), row.end(), m.data.begin() + r * rb);
+  }
+  m.w = WeightMatrix{t, m.data.data(), cols, rows, rb};
+  return m;
+}
+
+// Uniform activations: per-block absmax 8-bit quantization then costs ~0.4% RMS
+// (step/sqrt(12) against a uniform's sd), well inside the matmul tests' 1% bound.
+inline std::vector<float> random_x(int64_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = d(rng);
+  return x;
+}
+
+// ||y - ref|| / ||ref||.
+inline double rel_err(const std::vector<float>& y, const std::vector<float>& ref) {
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    num += (static_cast<double>(y[i]) - ref[i]) * (static_cast<double>(y[i]) - ref[i]);
+    den += static_cast<double>(ref[i]) * ref[i];
+  }
+  return std::sqrt(num / den);
 }
 
 }  // namespace enclave::kernels::testing

@@ -27,38 +27,10 @@ using detail::kAmxMinTokens;
 
 const std::vector<DType> kAmxTypes = {DType::kQ4_0, DType::kQ6_K, DType::kQ8_0, DType::kQ4_K};
 
-struct Matrix {
-  testing::Bytes data;
-  WeightMatrix w;
-};
-
-Matrix random_matrix(DType t, int64_t rows, int64_t cols, std::mt19937& rng, bool exact = false) {
-  Matrix m;
-  const size_t rb = dtype_row_bytes(t, static_cast<uint64_t>(cols));
-  m.data.resize(rb * static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    const auto row = testing::random_weight_row(t, cols, rng, exact);
-    std::copy(row.begin(), row.end(), m.data.begin() + r * rb);
-  }
-  m.w = WeightMatrix{t, m.data.data(), cols, rows, rb};
-  return m;
-}
-
-std::vector<float> random_x(int64_t n, std::mt19937& rng) {
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (auto& v : x) v = d(rng);
-  return x;
-}
-
-double rel_err(const std::vector<float>& y, const std::vector<float>& ref) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    num += (static_cast<double>(y[i]) - ref[i]) * (static_cast<double>(y[i]) - ref[i]);
-    den += static_cast<double>(ref[i]) * ref[i];
-  }
-  return std::sqrt(num / den);
-}
+using testing::Matrix;
+using testing::random_matrix;
+using testing::random_x;
+using testing::rel_err;
 
 std::vector<int64_t> cols_for(DType t) {
   if (dtype_traits(t).block_elems == 256) return {256, 768};

@@ -13,40 +13,10 @@
 namespace enclave::kernels {
 namespace {
 
-struct Matrix {
-  testing::Bytes data;
-  WeightMatrix w;
-};
-
-Matrix random_matrix(DType t, int64_t rows, int64_t cols, std::mt19937& rng) {
-  Matrix m;
-  const size_t rb = dtype_row_bytes(t, static_cast<uint64_t>(cols));
-  m.data.resize(rb * static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    const auto row = testing::random_weight_row(t, cols, rng, false);
-    std::copy(row.begin(), row.end(), m.data.begin() + r * rb);
-  }
-  m.w = WeightMatrix{t, m.data.data(), cols, rows, rb};
-  return m;
-}
-
-// Uniform activations: per-block absmax 8-bit quantization then costs ~0.4% RMS
-// (step/sqrt(12) against a uniform's sd), well inside the 1% bound.
-std::vector<float> random_x(int64_t n, std::mt19937& rng) {
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (auto& v : x) v = d(rng);
-  return x;
-}
-
-double rel_err(const std::vector<float>& y, const std::vector<float>& ref) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    num += (static_cast<double>(y[i]) - ref[i]) * (static_cast<double>(y[i]) - ref[i]);
-    den += static_cast<double>(ref[i]) * ref[i];
-  }
-  return std::sqrt(num / den);
-}
+using testing::Matrix;
+using testing::random_matrix;
+using testing::random_x;
+using testing::rel_err;
 
 TEST(Matmul, MatchesReferenceAllTypes) {
   std::mt19937 rng(11);
