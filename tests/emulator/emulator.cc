@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <cstring>
+#include <optional>
 
 namespace enclave::testing {
 
@@ -136,6 +137,19 @@ std::string chunk_frame(const std::string& data) {
   char len[20];
   std::snprintf(len, sizeof(len), "%zx\r\n", data.size());
   return std::string(len) + data + "\r\n";
+}
+
+// Status line and headers of a chunked SSE response.
+std::string sse_head(bool keep_alive) {
+  return std::string("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8") +
+         "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache" +
+         (keep_alive ? "\r\nConnection: keep-alive" : "\r\nConnection: close") + "\r\n\r\n";
+}
+
+// The [DONE] event and the last chunk of a stream.
+bool finish_sse(int fd, bool keep_alive) {
+  if (!send_all(fd, chunk_frame("data: [DONE]\n\n"))) return false;
+  return send_all(fd, "0\r\n\r\n") && keep_alive;
 }
 
 }  // namespace
@@ -273,23 +287,11 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
                                       keep_alive));
   }
   ++chat_requests_;
-  if (auth != "Bearer " + options_.api_key) {
-    return send_all(fd, full_response(401, error_body(401), keep_alive));
-  }
   std::vector<size_t> splits;
-  {
-    std::lock_guard lock(mu_);
-    if (!failures_.empty()) {
-      int status = failures_.front();
-      failures_.pop_front();
-      return send_all(fd, full_response(status, error_body(status), keep_alive));
-    }
-    splits = split_points_;
-  }
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  if (ec || !v.is_object()) return send_all(fd, full_response(400, error_body(400), keep_alive));
-  const json::object& o = v.as_object();
+  bool keep = false;
+  std::optional<json::object> parsed = admit(fd, auth, body, keep_alive, &splits, &keep);
+  if (!parsed) return keep;
+  const json::object& o = *parsed;
   const json::value* model = o.if_contains("model");
   const json::value* messages = o.if_contains("messages");
   if (!model || !model->is_string() || !messages || !messages->is_array() ||
@@ -343,11 +345,7 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
         {"usage", usage_obj}};
     return send_all(fd, full_response(200, json::serialize(r), keep_alive));
   }
-  std::string head =
-      std::string("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8") +
-      "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache" +
-      (keep_alive ? "\r\nConnection: keep-alive" : "\r\nConnection: close") + "\r\n\r\n";
-  if (!send_all(fd, head)) return false;
+  if (!send_all(fd, sse_head(keep_alive))) return false;
   auto chunk = [&](json::object delta, json::value finish) {
     json::object c{{"id", id},
                    {"object", "chat.completion.chunk"},
@@ -381,8 +379,33 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
         {"model", model_id}, {"choices", json::array{}},          {"usage", usage_obj}};
     if (!send_all(fd, chunk_frame("data: " + json::serialize(u) + "\n\n"))) return false;
   }
-  if (!send_all(fd, chunk_frame("data: [DONE]\n\n"))) return false;
-  return send_all(fd, "0\r\n\r\n") && keep_alive;
+  return finish_sse(fd, keep_alive);
+}
+
+std::optional<json::object> DeepSeekEmulator::admit(int fd, const std::string& auth,
+                                                    const std::string& body, bool keep_alive,
+                                                    std::vector<size_t>* splits, bool* keep) {
+  if (auth != "Bearer " + options_.api_key) {
+    *keep = send_all(fd, full_response(401, error_body(401), keep_alive));
+    return std::nullopt;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (!failures_.empty()) {
+      int status = failures_.front();
+      failures_.pop_front();
+      *keep = send_all(fd, full_response(status, error_body(status), keep_alive));
+      return std::nullopt;
+    }
+    *splits = split_points_;
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec || !v.is_object()) {
+    *keep = send_all(fd, full_response(400, error_body(400), keep_alive));
+    return std::nullopt;
+  }
+  return std::move(v.as_object());
 }
 
 // Text completions as DeepSeek's beta FIM endpoint (and OpenAI's legacy /v1/completions) answer
@@ -390,23 +413,11 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
 bool DeepSeekEmulator::handle_completion(int fd, const std::string& auth, const std::string& body,
                                          bool keep_alive) {
   ++completion_requests_;
-  if (auth != "Bearer " + options_.api_key) {
-    return send_all(fd, full_response(401, error_body(401), keep_alive));
-  }
   std::vector<size_t> splits;
-  {
-    std::lock_guard lock(mu_);
-    if (!failures_.empty()) {
-      int status = failures_.front();
-      failures_.pop_front();
-      return send_all(fd, full_response(status, error_body(status), keep_alive));
-    }
-    splits = split_points_;
-  }
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  if (ec || !v.is_object()) return send_all(fd, full_response(400, error_body(400), keep_alive));
-  const json::object& o = v.as_object();
+  bool keep = false;
+  std::optional<json::object> parsed = admit(fd, auth, body, keep_alive, &splits, &keep);
+  if (!parsed) return keep;
+  const json::object& o = *parsed;
   const json::value* model = o.if_contains("model");
   const json::value* prompt = o.if_contains("prompt");
   if (!model || !model->is_string() || !prompt || !prompt->is_string()) {
@@ -438,11 +449,7 @@ bool DeepSeekEmulator::handle_completion(int fd, const std::string& auth, const 
     r["usage"] = usage_obj;
     return send_all(fd, full_response(200, json::serialize(r), keep_alive));
   }
-  std::string head =
-      std::string("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8") +
-      "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache" +
-      (keep_alive ? "\r\nConnection: keep-alive" : "\r\nConnection: close") + "\r\n\r\n";
-  if (!send_all(fd, head)) return false;
+  if (!send_all(fd, sse_head(keep_alive))) return false;
   auto chunk = [&](std::string text, json::value finish) {
     json::object c = envelope(json::array{choice(std::move(text), finish)});
     return send_all(fd, chunk_frame("data: " + json::serialize(c) + "\n\n"));
@@ -451,8 +458,7 @@ bool DeepSeekEmulator::handle_completion(int fd, const std::string& auth, const 
     if (!chunk(p, nullptr)) return false;
   }
   if (!chunk("", "stop")) return false;
-  if (!send_all(fd, chunk_frame("data: [DONE]\n\n"))) return false;
-  return send_all(fd, "0\r\n\r\n") && keep_alive;
+  return finish_sse(fd, keep_alive);
 }
 
 }  // namespace enclave::testing

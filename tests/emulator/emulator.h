@@ -7,10 +7,12 @@
 #pragma once
 
 #include <atomic>
+#include <boost/json.hpp>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,6 +58,12 @@ class DeepSeekEmulator {
   bool handle(int fd, const std::string& method, std::string target, const std::string& auth,
               const std::string& body, bool keep_alive);
   bool handle_completion(int fd, const std::string& auth, const std::string& body, bool keep_alive);
+  // The shared start of every API request: the key, a queued failure (fail_next), a JSON object
+  // body. Returns the body (and the split points in effect); nullopt once the error response went
+  // out, with *keep = whether the connection stays open.
+  std::optional<boost::json::object> admit(int fd, const std::string& auth, const std::string& body,
+                                           bool keep_alive, std::vector<size_t>* splits,
+                                           bool* keep);
 
   EmulatorOptions options_;
   int listen_fd_ = -1;

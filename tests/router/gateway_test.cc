@@ -103,8 +103,9 @@ std::string content_of(const Reply& r, const char* field = "content") {
   return s && s->is_string() ? std::string(s->as_string()) : std::string();
 }
 
-// Concatenated delta texts of an SSE body; fails on framing errors.
-std::string stream_text(const std::string& body, const char* field = "content") {
+// Concatenated string `field` of every choice in an SSE body: of the choice's `delta` for chat
+// chunks, of the choice itself for text completions. Fails on framing errors.
+std::string sse_choices_text(const std::string& body, const char* field, bool in_delta) {
   std::string out;
   size_t pos = 0;
   bool done = false;
@@ -120,14 +121,19 @@ std::string stream_text(const std::string& body, const char* field = "content") 
     }
     json::value v = json::parse(data);
     for (const auto& c : v.at("choices").as_array()) {
-      const json::value* d = c.as_object().if_contains("delta");
-      if (!d) continue;
-      const json::value* s = d->as_object().if_contains(field);
+      const json::value* holder = in_delta ? c.as_object().if_contains("delta") : &c;
+      if (!holder) continue;
+      const json::value* s = holder->as_object().if_contains(field);
       if (s && s->is_string()) out += std::string(s->as_string());
     }
   }
   EXPECT_TRUE(done) << "no [DONE]";
   return out;
+}
+
+// Concatenated delta texts of a chat SSE body.
+std::string stream_text(const std::string& body, const char* field = "content") {
+  return sse_choices_text(body, field, /*in_delta=*/true);
 }
 
 std::string completion_body(const std::string& prompt, bool stream = false,
@@ -143,29 +149,9 @@ std::string text_of(const Reply& r) {
   return s && s->is_string() ? std::string(s->as_string()) : std::string();
 }
 
-// Concatenated choices[].text of a text completion's SSE body; fails on framing errors.
+// Concatenated choices[].text of a text completion's SSE body.
 std::string stream_completion_text(const std::string& body) {
-  std::string out;
-  size_t pos = 0;
-  bool done = false;
-  while (pos < body.size()) {
-    EXPECT_EQ(body.compare(pos, 6, "data: "), 0) << body.substr(pos, 60);
-    size_t end = body.find("\n\n", pos);
-    if (end == std::string::npos) break;
-    std::string data = body.substr(pos + 6, end - pos - 6);
-    pos = end + 2;
-    if (data == "[DONE]") {
-      done = true;
-      continue;
-    }
-    json::value v = json::parse(data);
-    for (const auto& c : v.at("choices").as_array()) {
-      const json::value* t = c.as_object().if_contains("text");
-      if (t && t->is_string()) out += std::string(t->as_string());
-    }
-  }
-  EXPECT_TRUE(done) << "no [DONE]";
-  return out;
+  return sse_choices_text(body, "text", /*in_delta=*/false);
 }
 
 uint16_t dead_port() {
