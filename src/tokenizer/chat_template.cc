@@ -305,14 +305,7 @@ void ChatTemplate::render_r1(std::span<const ChatMessage> msgs, const RenderOpti
     }
     if (m.role == "tool") {
       is_tool = true;
-      if (is_output_first) {
-        out += "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>";
-        is_output_first = false;
-      } else {
-        out += "\n<｜tool▁output▁begin｜>";
-      }
-      out.content(m.content);
-      out += "<｜tool▁output▁end｜>";
+      write_tool_output(out, m.content, is_output_first);
     }
   }
   if (is_tool) out += "<｜tool▁outputs▁end｜>";
@@ -321,6 +314,18 @@ void ChatTemplate::render_r1(std::span<const ChatMessage> msgs, const RenderOpti
     out += "<think>\n";
     if (r1_thinking_switch_ && !o.enable_thinking) out += "</think>";
   }
+}
+
+// One tool result in the R1 / V3 templates: the first opens the outputs block.
+void ChatTemplate::write_tool_output(Writer& out, std::string_view content, bool& is_output_first) {
+  if (is_output_first) {
+    out += "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>";
+    is_output_first = false;
+  } else {
+    out += "\n<｜tool▁output▁begin｜>";
+  }
+  out.content(content);
+  out += "<｜tool▁output▁end｜>";
 }
 
 void ChatTemplate::render_v3(std::span<const ChatMessage> msgs, const RenderOptions& o,
@@ -369,14 +374,7 @@ void ChatTemplate::render_v3(std::span<const ChatMessage> msgs, const RenderOpti
       }
     } else if (m.role == "tool") {
       is_tool = true;
-      if (is_output_first) {
-        out += "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>";
-        is_output_first = false;
-      } else {
-        out += "\n<｜tool▁output▁begin｜>";
-      }
-      out.content(m.content);
-      out += "<｜tool▁output▁end｜>";
+      write_tool_output(out, m.content, is_output_first);
     }
   }
   if (is_tool) out += "<｜tool▁outputs▁end｜>";

@@ -91,6 +91,7 @@ class ChatTemplate {
 
  private:
   class Writer;  // collects markup and content segments
+  static void write_tool_output(Writer& out, std::string_view content, bool& is_output_first);
   void render_r1(std::span<const ChatMessage> m, const RenderOptions& o, Writer& out) const;
   void render_v3(std::span<const ChatMessage> m, const RenderOptions& o, Writer& out) const;
   void render_v31(std::span<const ChatMessage> m, const RenderOptions& o, Writer& out) const;

@@ -387,6 +387,15 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos,
                      parse_special ? SpecialMatch::kAll : SpecialMatch::kUserDefined);
 }
 
+std::vector<Tokenizer::SpecialPiece> Tokenizer::split_special(std::string_view text) const {
+  std::vector<Fragment> frags;
+  partition_special(text, SpecialMatch::kAll, frags);
+  std::vector<SpecialPiece> out;
+  out.reserve(frags.size());
+  for (const Fragment& f : frags) out.push_back({f.token, text.substr(f.offset, f.size)});
+  return out;
+}
+
 std::vector<int32_t> Tokenizer::encode_plain(std::string_view text) const {
   return encode_impl(text, /*add_bos=*/false, SpecialMatch::kNone);
 }

@@ -51,6 +51,15 @@ class Tokenizer {
   // contents of chat messages. No BOS / EOS.
   std::vector<int32_t> encode_plain(std::string_view text) const;
 
+  // `text` split at every special token text that encode(parse_special = true) matches
+  // (CONTROL, USER_DEFINED, UNKNOWN; longest first): token >= 0 is that token, -1 plain text.
+  // The views point into `text`. For callers that tokenize the plain parts themselves.
+  struct SpecialPiece {
+    int32_t token;
+    std::string_view text;
+  };
+  std::vector<SpecialPiece> split_special(std::string_view text) const;
+
   // Raw bytes of the token (byte-level decoded; SPM U+2581 -> space, <0xNN> -> byte). Special
   // tokens are rendered as their text. Out-of-range ids give "".
   std::string token_to_piece(int32_t id) const;

@@ -211,5 +211,32 @@ TEST(Tokenizer, MergeOfTinyVocab) {
   EXPECT_EQ(t->bos_id(), -1);
 }
 
+// split_special: the special texts encode(parse_special = true) matches, the rest as views.
+TEST(Tokenizer, SplitSpecialMatchesEncodeWithSpecials) {
+  gguf::GgufWriter w;
+  w.set_string("tokenizer.ggml.model", "gpt2");
+  w.set_string("tokenizer.ggml.pre", "gpt-2");
+  w.set_string_array("tokenizer.ggml.tokens", {"a", "b", "ab", "<c>", "<u>"});
+  w.set_int32_array("tokenizer.ggml.token_type", {1, 1, 1, 3, 4});  // 3 CONTROL, 4 USER_DEFINED
+  w.set_string_array("tokenizer.ggml.merges", {"a b"});
+  const auto bytes = w.to_bytes();
+  auto f = gguf::GgufFile::from_memory(bytes);
+  ASSERT_TRUE(f.has_value());
+  auto t = Tokenizer::from_gguf(*f);
+  ASSERT_TRUE(t.has_value()) << t.error().message;
+  const std::string text = "ab<c>a<u><c>";
+  EXPECT_EQ(t->encode(text, false, true), (std::vector<int32_t>{2, 3, 0, 4, 3}));
+  const auto pieces = t->split_special(text);
+  ASSERT_EQ(pieces.size(), 5u);
+  EXPECT_EQ(pieces[0].token, -1);
+  EXPECT_EQ(pieces[0].text, "ab");
+  EXPECT_EQ(pieces[1].token, 3);
+  EXPECT_EQ(pieces[2].token, -1);
+  EXPECT_EQ(pieces[2].text, "a");
+  EXPECT_EQ(pieces[3].token, 4);
+  EXPECT_EQ(pieces[4].token, 3);
+  EXPECT_TRUE(t->split_special("").empty());
+}
+
 }  // namespace
 }  // namespace enclave::tokenizer
