@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <deque>
 #include <list>
+#include <memory>
 #include <mutex>
 
 #include "server/router.h"
@@ -222,6 +223,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void do_write();
   void complete_request();
   void close();
+  void linger_close();
+  void linger_read();
   void arm_timer(int seconds);
   void arm_request_timer(int seconds);
   bool current(SessionExchange* ex) const { return exchange_ && exchange_.get() == ex; }
@@ -243,6 +246,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   bool response_done_ = false;  // the handler finished; complete when the queue drains
   bool streaming_ = false;
   bool write_failed_ = false;
+  static constexpr size_t kLingerBufferBytes = 16384;
+  bool linger_ = false;  // the request was refused unread: drain the client's bytes before closing
+  size_t lingered_bytes_ = 0;
+  std::unique_ptr<char[]> linger_buffer_;
 };
 
 }  // namespace enclave::server

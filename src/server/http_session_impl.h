@@ -190,6 +190,7 @@ void Session<Stream>::write_stream_end(SessionExchange* ex) {
 template <class Stream>
 void Session<Stream>::write_error_and_close(const api::ApiError& e) {
   keep_alive_ = false;
+  linger_ = true;
   core_.services.metrics.record_request("unmatched", e.status);
   std::string body = api::error_json(e);
   enqueue(format_head(e.status, "application/json", nullptr, body.size(), false, false, "") + body);
@@ -211,7 +212,7 @@ void Session<Stream>::do_write() {
   if (queue_.empty()) {
     writing_ = false;
     if (response_done_ && exchange_) return complete_request();
-    if (!exchange_ && !keep_alive_) return close();
+    if (!exchange_ && !keep_alive_) return linger_ ? linger_close() : close();
     return;
   }
   writing_ = true;
@@ -254,6 +255,41 @@ void Session<Stream>::close() {
   auto& sock = beast::get_lowest_layer(stream_);
   sock.shutdown(tcp::socket::shutdown_both, ec);
   sock.close(ec);
+}
+
+// A refused request (too large, malformed) may still be arriving. Closing a socket with unread
+// bytes makes the kernel send RST, which can discard our error response before the client reads
+// it (curl then reports no status at all). So, as nginx's lingering close does: send FIN, read and
+// discard what still comes for a bounded time and amount, then close.
+template <class Stream>
+void Session<Stream>::linger_close() {
+  if (closed_) return;
+  beast::error_code ec;
+  beast::get_lowest_layer(stream_).shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) return close();
+  constexpr auto kLingerTime = std::chrono::seconds(2);
+  timer_.expires_after(kLingerTime);
+  std::weak_ptr<Session> weak = this->shared_from_this();
+  timer_.async_wait([weak](beast::error_code ec) {
+    if (ec) return;
+    if (auto self = weak.lock()) self->close();
+  });
+  linger_buffer_ = std::make_unique<char[]>(kLingerBufferBytes);
+  linger_read();
+}
+
+template <class Stream>
+void Session<Stream>::linger_read() {
+  constexpr size_t kLingerMaxBytes = size_t{64} << 20;
+  if (closed_ || lingered_bytes_ > kLingerMaxBytes) return close();
+  auto self = this->shared_from_this();
+  beast::get_lowest_layer(stream_).async_read_some(
+      net::buffer(linger_buffer_.get(), kLingerBufferBytes),
+      [self](beast::error_code ec, size_t n) {
+        if (ec) return self->close();
+        self->lingered_bytes_ += n;
+        self->linger_read();
+      });
 }
 
 }  // namespace enclave::server

@@ -305,6 +305,13 @@ TEST_F(ServerTest, BodyTooLargeIs413) {
   Reply r = post("/v1/chat/completions", std::string(4096, ' '));
   EXPECT_EQ(r.status, 413);
   EXPECT_EQ(std::string(error_of(r).at("code").as_string()), "request_too_large");
+  // A body far past the socket buffers is still being sent when the server refuses it. The
+  // server must drain it rather than reset the connection, or the client never sees the 413
+  // (a reset makes the client's write or read fail, which throws here).
+  for (int i = 0; i < 3; ++i) {
+    Reply big = post("/v1/chat/completions", std::string(size_t{8} << 20, ' '));
+    EXPECT_EQ(big.status, 413);
+  }
 }
 
 TEST_F(ServerTest, QueueFullIs429WithRetryAfter) {
