@@ -32,6 +32,7 @@ struct BenchOptions {
   int32_t n_batch = 512;
   std::string kv_type = "f16";
   bool json = false;
+  bool mmap = false;
 };
 
 struct TestResult {
@@ -141,12 +142,14 @@ int bench_command(const BenchOptions& o) {
                  o.kv_type.c_str());
     return 2;
   }
-  auto loaded = model::Model::load(o.model);
+  auto loaded =
+      model::Model::load(o.model, o.mmap ? gguf::FileMemory::kMap : gguf::FileMemory::kCopy);
   if (!loaded) {
     std::fprintf(stderr, "error: %s\n", loaded.error().message.c_str());
     return 1;
   }
   const model::Model& m = **loaded;
+  m.file().wait_memory_settled();  // measure weights in huge pages, not the collapse under way
   const auto& cfg = m.config();
   const int32_t n_ctx = std::max(o.n_prompt, o.n_gen) + 1;
   const int32_t n_slots = o.batch;
@@ -262,6 +265,7 @@ void register_bench(CLI::App& app, int& exit_code) {
   cmd->add_option("--kv-type", o->kv_type, "KV cache type: f16, q8_0 or f32")
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print the results as one JSON object");
+  cmd->add_flag("--mmap", o->mmap, kMmapFlagHelp);
   cmd->callback([o, &exit_code] { exit_code = bench_command(*o); });
 }
 

@@ -46,6 +46,7 @@ struct RunOptions {
   int32_t threads = 2;
   int32_t ctx = 4096;
   std::string kv_type = "f16";
+  bool mmap = false;
 };
 
 // Writes the streamed output: answer to stdout, reasoning to stderr.
@@ -171,6 +172,7 @@ void print_stats(const TurnResult& r) {
 int run_command(const RunOptions& o) {
   engine::EngineOptions eo;
   eo.model_path = o.model;
+  eo.mmap = o.mmap;
   eo.n_threads = o.threads;
   eo.n_ctx = o.ctx;
   eo.n_parallel = 1;
@@ -253,6 +255,7 @@ void register_run(CLI::App& app, int& exit_code) {
   cmd->add_option("-p,--prompt", o->prompt, "Prompt (omit for an interactive chat on stdin)");
   cmd->add_option("--system", o->system, "System message (chat mode)");
   cmd->add_flag("--raw", o->raw, "Plain completion of the prompt, no chat template");
+  cmd->add_flag("--mmap", o->mmap, kMmapFlagHelp);
   cmd->add_flag("--hide-reasoning", o->hide_reasoning,
                 "Reasoning models: do not print the thinking part (stderr otherwise)");
   cmd->add_option("-n,--max-tokens,--n-predict", o->max_tokens,

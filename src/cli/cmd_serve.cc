@@ -227,6 +227,7 @@ int serve(ServeFlags& f, CLI::App& cmd) {
   if (given("--ctx")) cfg.ctx = f.cfg.ctx;
   if (given("--max-queue")) cfg.max_queue = f.cfg.max_queue;
   if (given("--io-threads")) cfg.io_threads = f.cfg.io_threads;
+  if (given("--mmap")) cfg.mmap = true;
   if (given("--tls-cert")) cfg.tls_cert = f.cfg.tls_cert;
   if (given("--tls-key")) cfg.tls_key = f.cfg.tls_key;
   if (given("--tls-client-ca")) cfg.tls_client_ca = f.cfg.tls_client_ca;
@@ -326,6 +327,7 @@ int serve(ServeFlags& f, CLI::App& cmd) {
   eo.n_ctx = cfg.ctx;
   eo.n_parallel = cfg.parallel;
   eo.max_queue = cfg.max_queue;
+  eo.mmap = cfg.mmap;
   auto t0 = std::chrono::steady_clock::now();
   Result<std::unique_ptr<engine::Engine>> eng = engine::Engine::create(eo);
   if (!eng) {
@@ -373,6 +375,7 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_option("--ctx", f->cfg.ctx, "Context tokens per sequence (default 4096)");
   cmd->add_option("--max-queue", f->cfg.max_queue, "Queued requests beyond the slots (default 64)");
   cmd->add_option("--io-threads", f->cfg.io_threads, "HTTP io threads (default 2)");
+  cmd->add_flag("--mmap", f->cfg.mmap, kMmapFlagHelp);
   cmd->add_option("--tls-cert", f->cfg.tls_cert, "PEM certificate chain: serve HTTPS");
   cmd->add_option("--tls-key", f->cfg.tls_key, "PEM private key for --tls-cert");
   cmd->add_option("--tls-client-ca", f->cfg.tls_client_ca, "PEM CA: require client certificates");

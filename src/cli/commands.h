@@ -23,4 +23,9 @@ void register_audit(CLI::App& app, int& exit_code);
 void register_serve(CLI::App& app, int& exit_code);
 void register_scan(CLI::App& app, int& exit_code);
 
+// Help text of the --mmap flag that run, bench and serve share.
+inline constexpr const char* kMmapFlagHelp =
+    "Map the model file instead of reading it into huge-page memory: near-instant load and page "
+    "cache shared with other processes, but slower decode (4 KiB pages)";
+
 }  // namespace enclave::cli

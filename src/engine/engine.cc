@@ -706,8 +706,10 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
     return make_error(ErrorCode::kInvalidArgument,
                       "engine: n_threads must be >= 1, got " + std::to_string(options.n_threads));
   ENCLAVE_ASSIGN_OR_RETURN(model::KvType kv_type, parse_kv_type(options));
-  ENCLAVE_ASSIGN_OR_RETURN(std::unique_ptr<model::Model> model,
-                           model::Model::load(options.model_path));
+  ENCLAVE_ASSIGN_OR_RETURN(
+      std::unique_ptr<model::Model> model,
+      model::Model::load(options.model_path,
+                         options.mmap ? gguf::FileMemory::kMap : gguf::FileMemory::kCopy));
   const auto& cfg = model->config();
 
   ENCLAVE_ASSIGN_OR_RETURN(tokenizer::Tokenizer tok,

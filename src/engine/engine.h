@@ -86,6 +86,8 @@ struct EngineOptions {
   // kv_q8 = true wins over this field.
   std::string kv_type = "f16";
   int32_t n_batch = 512;  // most tokens per decode step (prompt prefill is chunked to this)
+  // Map the model file instead of copying it into huge-page memory (model::Model::load).
+  bool mmap = false;
 };
 
 struct ModelInfo {

@@ -1,4 +1,5 @@
-// GgufFile: read-only, memory-mapped view of a GGUF v2/v3 file (metadata + tensor directory).
+// GgufFile: read-only view of a GGUF v2/v3 file (metadata + tensor directory), memory-mapped or
+// copied into private memory.
 // Every structural check happens in open(); afterwards tensor data pointers are valid and in
 // bounds.
 #pragma once
@@ -62,10 +63,22 @@ struct TensorInfo {
   size_t row_bytes() const { return dtype_row_bytes(type, ne[0]); }
 };
 
+// Where the file's bytes live once opened.
+enum class FileMemory {
+  // A read-only mapping of the file: instant, shares the page cache with other processes, but
+  // 4 KiB pages (a TLB miss, and a stop for the hardware prefetcher, every 4 KiB of weights).
+  kMap,
+  // Read into private anonymous memory, 2 MiB aligned and made read-only; a background thread
+  // then turns it into transparent huge pages (MADV_COLLAPSE) where the kernel allows. Costs one
+  // read of the file at open; decode streams weights measurably faster (src/gguf/README.md).
+  kCopy,
+};
+
 class GgufFile {
  public:
-  // Maps and validates `path`. Errors name the file, the byte offset and the problem.
-  static Result<GgufFile> open(const std::string& path);
+  // Maps (or copies, see FileMemory) and validates `path`. Errors name the file, the byte offset
+  // and the problem.
+  static Result<GgufFile> open(const std::string& path, FileMemory memory = FileMemory::kMap);
   // Parses an in-memory image (used by the fuzzer and tests); `bytes` must outlive the result.
   static Result<GgufFile> from_memory(std::span<const uint8_t> bytes,
                                       std::string name = "<memory>");
@@ -99,6 +112,10 @@ class GgufFile {
   // Convenience: architecture string (general.architecture), or "" if absent.
   std::string architecture() const;
 
+  // Blocks until a kCopy file's background huge-page collapse has finished (at once otherwise).
+  // Benchmarks call it so that they measure the settled state.
+  void wait_memory_settled() const;
+
   // Tensor directory, in file order.
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* tensor(std::string_view name) const;
@@ -106,6 +123,8 @@ class GgufFile {
  private:
   GgufFile() = default;
   struct Mapping;
+  static Status map_file(int fd, const std::string& path, uint64_t size, Mapping& out);
+  static Status copy_file(int fd, const std::string& path, uint64_t size, Mapping& out);
   std::unique_ptr<Mapping> mapping_;
   std::string path_;
   uint32_t version_ = 0;

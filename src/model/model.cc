@@ -364,8 +364,8 @@ Model::Model(gguf::GgufFile file)
     : file_(std::move(file)), weights_(std::make_unique<detail::ModelWeights>()) {}
 Model::~Model() = default;
 
-Result<std::unique_ptr<Model>> Model::load(const std::string& gguf_path) {
-  ENCLAVE_ASSIGN_OR_RETURN(gguf::GgufFile file, gguf::GgufFile::open(gguf_path));
+Result<std::unique_ptr<Model>> Model::load(const std::string& gguf_path, gguf::FileMemory memory) {
+  ENCLAVE_ASSIGN_OR_RETURN(gguf::GgufFile file, gguf::GgufFile::open(gguf_path, memory));
   const std::string arch = file.architecture();
   if (arch.empty()) {
     return Error(ErrorCode::kCorruptData,

@@ -48,10 +48,12 @@ struct ModelWeights;  // weights.h: tensor views bound at load
 
 class Model {
  public:
-  // Maps the file and binds every tensor in place (no weight copies). Errors: unsupported
+  // Loads the file (by default copied into huge-page memory, see gguf::FileMemory; kMap maps it
+  // instead) and binds every tensor in place, in the file's own layout. Errors: unsupported
   // architecture (kUnsupported, naming it), missing tensor (kNotFound, naming it), wrong shape
   // or type (kCorruptData / kUnsupported, naming the tensor and both shapes).
-  static Result<std::unique_ptr<Model>> load(const std::string& gguf_path);
+  static Result<std::unique_ptr<Model>> load(const std::string& gguf_path,
+                                             gguf::FileMemory memory = gguf::FileMemory::kCopy);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

@@ -58,6 +58,7 @@ Status load_config_text(const std::string& yaml_text, ServerConfig& c, const std
                                                "idle_timeout_s",
                                                "shutdown_timeout_s",
                                                "audit_fsync",
+                                               "mmap",
                                                "key_file",
                                                "keys"};
   for (const auto& kv : root) {
@@ -81,6 +82,7 @@ Status load_config_text(const std::string& yaml_text, ServerConfig& c, const std
   ENCLAVE_TRY_STATUS(read(root, "ctx", c.ctx, origin));
   ENCLAVE_TRY_STATUS(read(root, "max_queue", c.max_queue, origin));
   ENCLAVE_TRY_STATUS(read(root, "io_threads", c.io_threads, origin));
+  ENCLAVE_TRY_STATUS(read(root, "mmap", c.mmap, origin));
   ENCLAVE_TRY_STATUS(read(root, "tls_cert", c.tls_cert, origin));
   ENCLAVE_TRY_STATUS(read(root, "tls_key", c.tls_key, origin));
   ENCLAVE_TRY_STATUS(read(root, "tls_client_ca", c.tls_client_ca, origin));

@@ -25,6 +25,7 @@ struct ServerConfig {
   int32_t ctx = 4096;      // context per slot
   int32_t max_queue = 64;  // queued requests beyond the slots; more -> 429
   int32_t io_threads = 2;  // HTTP io threads (no thread per connection)
+  bool mmap = false;       // map the model file instead of copying it (gguf::FileMemory)
   std::string tls_cert;    // PEM; TLS when set (with tls_key)
   std::string tls_key;
   std::string tls_client_ca;    // PEM CA bundle; require client certificates (mTLS) when set

@@ -1,6 +1,7 @@
 // Every shared fixture GGUF opens, and the facts its README states hold.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -45,6 +46,44 @@ TEST(GgufFixtures, EveryFixtureOpensAndIsConsistent) {
     }
   }
   EXPECT_GE(n_files, 5 + 14 + 5 + 5 + 20);
+}
+
+// A copied file is the same file: metadata, tensor directory and every tensor byte; its image
+// starts on a 2 MiB boundary (where transparent huge pages can back it).
+TEST(GgufFixtures, CopiedEqualsMapped) {
+  int n_files = 0;
+  for (const char* dir : {"models", "quant"}) {
+    for (const auto& entry : fs::directory_iterator(kFixtures / dir)) {
+      if (entry.path().extension() != ".gguf") continue;
+      SCOPED_TRACE(entry.path().string());
+      ++n_files;
+      auto mapped = GgufFile::open(entry.path().string(), FileMemory::kMap);
+      auto copied = GgufFile::open(entry.path().string(), FileMemory::kCopy);
+      ASSERT_TRUE(mapped) << mapped.error().message;
+      ASSERT_TRUE(copied) << copied.error().message;
+      copied->wait_memory_settled();  // the huge-page collapse must not change a byte
+      EXPECT_EQ(copied->file_size(), mapped->file_size());
+      EXPECT_EQ(copied->metadata().size(), mapped->metadata().size());
+      ASSERT_EQ(copied->tensors().size(), mapped->tensors().size());
+      ASSERT_FALSE(copied->tensors().empty());
+      const uint8_t* image =
+          copied->tensors()[0].data - copied->data_offset() - copied->tensors()[0].offset;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(image) % (uintptr_t{2} << 20), 0u);
+      for (size_t i = 0; i < mapped->tensors().size(); ++i) {
+        const TensorInfo& a = mapped->tensors()[i];
+        const TensorInfo& b = copied->tensors()[i];
+        EXPECT_EQ(a.name, b.name);
+        EXPECT_NE(a.data, b.data);
+        ASSERT_EQ(a.size_bytes, b.size_bytes);
+        EXPECT_EQ(std::memcmp(a.data, b.data, a.size_bytes), 0) << a.name;
+      }
+    }
+  }
+  EXPECT_GE(n_files, 5 + 14);
+  // Errors are the same in both modes: the parser sees the same bytes.
+  auto missing = GgufFile::open("/nonexistent/model.gguf", FileMemory::kCopy);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
 }
 
 TEST(GgufFixtures, QuantFiles) {
