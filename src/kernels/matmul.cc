@@ -15,9 +15,10 @@ namespace {
 
 constexpr size_t kScratchAlign = 64;
 
-// Rows per work item: big enough to amortise scheduling (~64 KiB of weights), small enough that
-// a slow (preempted) thread can be helped by the others.
-// Independent of the thread count, so the row grouping (and the output bits) never depend on it.
+// Rows per work item (the smallest guided claim, see RowClaims): big enough to amortise
+// scheduling (~64 KiB of weights), small enough that a slow (preempted) thread can be helped by
+// the others. The output bits never depend on the grouping: every row is computed by the same
+// operation sequence whichever claim it falls in.
 int64_t rows_per_chunk(const WeightMatrix& w) {
   const int64_t by_bytes =
       std::max<int64_t>(4, static_cast<int64_t>((64 << 10) / std::max<size_t>(1, w.row_bytes)));
@@ -25,6 +26,36 @@ int64_t rows_per_chunk(const WeightMatrix& w) {
   int64_t r = std::min(by_bytes, by_balance);
   return (r + 3) / 4 * 4;  // multiple of the tile height
 }
+
+// Guided self-scheduling of row ranges for the streaming (matrix-vector and small batch) path:
+// each claim takes a share of the rows still left (at least `min_rows`), so every thread first
+// streams one long contiguous run and only the tail is cut small for balance. Fixed 64 KiB chunks
+// made each thread's stream restart (a cold prefetcher, a contended counter) every few µs:
+// measured on 2 threads, 1536x8960 Q4_0, 20 -> 23-25 GB/s.
+class RowClaims {
+ public:
+  RowClaims(int64_t rows, int64_t min_rows, int n_threads)
+      : rows_(rows), min_rows_(min_rows), divisor_(2 * std::max(1, n_threads)) {}
+  bool claim(int64_t* r0, int64_t* r1) {
+    int64_t cur = next_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (cur >= rows_) return false;
+      int64_t n = std::max(min_rows_, (rows_ - cur) / divisor_);
+      n = (n + 3) / 4 * 4;  // whole row tiles
+      const int64_t end = std::min(rows_, cur + n);
+      if (next_.compare_exchange_weak(cur, end, std::memory_order_relaxed)) {
+        *r0 = cur;
+        *r1 = end;
+        return true;
+      }
+    }
+  }
+
+ private:
+  std::atomic<int64_t> next_{0};
+  const int64_t rows_, min_rows_;
+  const int divisor_;
+};
 
 // Matrix-matrix row chunks: ~256 KiB of weights, which stay in L2 while every token tile of the
 // batch passes over them.
@@ -116,19 +147,27 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
   // by the same operation sequence whatever the split, so the thread count never changes the
   // output.
   const auto* wd = static_cast<const uint8_t*>(w.data);
-  const int64_t chunk =
-      gemm != nullptr && n_tokens > 1 ? gemm_rows_per_chunk(w) : rows_per_chunk(w);
+  // Up to one kernel token tile the weights stream once (guided claims); wider batches reuse an
+  // L2-sized chunk of rows across their token tiles (fixed chunks).
+  const bool streaming = gemm != nullptr ? n_tokens <= detail::kGemmMaxTok : n_tokens == 1;
+  const int64_t chunk = streaming ? rows_per_chunk(w) : gemm_rows_per_chunk(w);
   const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
   std::atomic<int64_t> next{0};
+  RowClaims claims(w.rows, chunk, pool.size());
   const size_t rb = w.row_bytes;
   const int64_t rows = w.rows, cols = w.cols;
 
   pool.run_ref([&](int, int) {
     for (;;) {
-      const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
-      if (c >= n_chunks) return;
-      const int64_t r0 = c * chunk;
-      const int64_t r1 = std::min(rows, r0 + chunk);
+      int64_t r0 = 0, r1 = 0;
+      if (streaming) {
+        if (!claims.claim(&r0, &r1)) return;
+      } else {
+        const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+        if (c >= n_chunks) return;
+        r0 = c * chunk;
+        r1 = std::min(rows, r0 + chunk);
+      }
       if (gemm != nullptr) {
         for (int64_t t = 0; t < n_tokens; t += detail::kGemmMaxTok) {
           const int nt = static_cast<int>(std::min<int64_t>(detail::kGemmMaxTok, n_tokens - t));
