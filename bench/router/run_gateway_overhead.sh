@@ -8,6 +8,9 @@
 # which alone is 30x the 100 us target; batch fsyncs every 20 ms in the background.
 # IO_THREADS (default 1): HTTP io threads of `enclave serve` (2 cores shared with nginx and the
 # load generator).
+# PERF_OUT (optional): `perf record -g` of the serve process during its run at the first rate,
+# written to that file (read it with `perf report -i FILE --no-children`); PERF_CALL_GRAPH
+# replaces -g (e.g. "--call-graph dwarf -F 2000": the binary has no frame pointers).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build-router}
@@ -76,8 +79,15 @@ echo "check: $(curl -s -D - -o /dev/null -H "Authorization: Bearer $KEY" -H 'Con
 for rate in "${RATES[@]}"; do
   for target in "direct:$P_UP" "nginx-proxy:$P_PROXY" "enclave-gateway:$P_GW"; do
     name=${target%%:*} port=${target##*:}
+    PERF_PID=
+    if [[ -n ${PERF_OUT:-} && $name == enclave-gateway && $rate == "${RATES[0]}" ]]; then
+      # shellcheck disable=SC2086  # PERF_CALL_GRAPH holds several options
+      perf record -q ${PERF_CALL_GRAPH:--g} -p "$GW_PID" -o "$PERF_OUT" -- sleep "$((DUR + 2))" 2>/dev/null &
+      PERF_PID=$!
+    fi
     printf '%-16s ' "$name"
     "$LOAD" --port "$port" --rate "$rate" --duration "$DUR" --warmup 2 \
       --connections 64 --body-file "$BODY" --header "Authorization: Bearer $KEY"
+    if [[ -n $PERF_PID ]]; then wait "$PERF_PID"; fi
   done
 done

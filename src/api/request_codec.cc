@@ -25,7 +25,10 @@ class Checker {
   std::string* param_;
 };
 
-Result<json::object> parse_object(std::string_view body, const Checker& ck) {
+// The parsed tree lives in `storage` (a caller's monotonic buffer: the request's strings are
+// copied out into the typed request, so the tree is freed in one go).
+Result<json::value> parse_object(std::string_view body, const Checker& ck,
+                                 json::storage_ptr storage) {
   if (body.empty()) {
     return ck.fail({},
                    "Request body is empty; send a JSON object (Content-Type: application/json).");
@@ -33,7 +36,8 @@ Result<json::object> parse_object(std::string_view body, const Checker& ck) {
   json::parse_options opts;
   opts.max_depth = 64;
   std::error_code ec;
-  json::value v = json::parse(json::string_view(body.data(), body.size()), ec, {}, opts);
+  json::value v =
+      json::parse(json::string_view(body.data(), body.size()), ec, std::move(storage), opts);
   if (ec) {
     if (!is_valid_utf8(body)) {
       return ck.fail({}, "Request body is not valid UTF-8; encode all text as UTF-8.");
@@ -42,8 +46,11 @@ Result<json::object> parse_object(std::string_view body, const Checker& ck) {
                            "); send a valid JSON object.");
   }
   if (!v.is_object()) return ck.fail({}, "The JSON body must be an object.");
-  return std::move(v.as_object());
+  return v;
 }
+
+// Stack space for a typical request's tree; larger bodies continue on the heap.
+constexpr size_t kParseScratchBytes = 4096;
 
 const char* kind_name(const json::value& v) {
   switch (v.kind()) {
@@ -363,7 +370,10 @@ Status reject_unsupported(const Checker& ck, const json::object& o) {
 Result<ChatRequest> parse_chat_request(std::string_view body, const ParseLimits& limits,
                                        std::string* param) {
   Checker ck(param);
-  ENCLAVE_ASSIGN_OR_RETURN(json::object o, parse_object(body, ck));
+  unsigned char scratch[kParseScratchBytes];
+  json::monotonic_resource tree_memory(scratch, sizeof(scratch));
+  ENCLAVE_ASSIGN_OR_RETURN(json::value tree, parse_object(body, ck, &tree_memory));
+  const json::object& o = tree.as_object();
   ChatRequest r;
   ENCLAVE_TRY_STATUS(read_model(ck, o, r.model));
   ENCLAVE_TRY_STATUS(read_messages(ck, o, limits, r.messages));
@@ -379,7 +389,10 @@ Result<ChatRequest> parse_chat_request(std::string_view body, const ParseLimits&
 Result<CompletionRequest> parse_completion_request(std::string_view body, const ParseLimits& limits,
                                                    std::string* param) {
   Checker ck(param);
-  ENCLAVE_ASSIGN_OR_RETURN(json::object o, parse_object(body, ck));
+  unsigned char scratch[kParseScratchBytes];
+  json::monotonic_resource tree_memory(scratch, sizeof(scratch));
+  ENCLAVE_ASSIGN_OR_RETURN(json::value tree, parse_object(body, ck, &tree_memory));
+  const json::object& o = tree.as_object();
   CompletionRequest r;
   ENCLAVE_TRY_STATUS(read_model(ck, o, r.model));
   const json::value* p = o.if_contains("prompt");
@@ -440,7 +453,10 @@ Result<CompletionRequest> parse_completion_request(std::string_view body, const 
 Result<EmbeddingRequest> parse_embedding_request(std::string_view body, const ParseLimits& limits,
                                                  std::string* param) {
   Checker ck(param);
-  ENCLAVE_ASSIGN_OR_RETURN(json::object o, parse_object(body, ck));
+  unsigned char scratch[kParseScratchBytes];
+  json::monotonic_resource tree_memory(scratch, sizeof(scratch));
+  ENCLAVE_ASSIGN_OR_RETURN(json::value tree, parse_object(body, ck, &tree_memory));
+  const json::object& o = tree.as_object();
   EmbeddingRequest r;
   ENCLAVE_TRY_STATUS(read_model(ck, o, r.model));
   const json::value* in = o.if_contains("input");

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
+#include <optional>
 
 #include "audit/entry.h"
 #include "crypto/file_util.h"
@@ -53,6 +55,26 @@ Status write_all(int fd, std::string_view data, const fs::path& path) {
   return Status::ok();
 }
 
+boost::json::object request_body(const RequestAudit& r) {
+  boost::json::object o;
+  o["request_id"] = r.request_id;
+  o["key_name"] = r.key_name;
+  o["tenant"] = r.tenant;
+  o["route"] = r.route;
+  o["policy"] = r.policy;
+  o["model"] = r.model;
+  o["model_version"] = r.model_version;
+  boost::json::object sens;
+  for (const auto& s : r.sensitivity) sens[s.category] = s.count;
+  o["sensitivity"] = std::move(sens);
+  o["prompt_tokens"] = r.prompt_tokens;
+  o["completion_tokens"] = r.completion_tokens;
+  o["latency_ms"] = r.latency_ms;
+  o["outcome"] = r.outcome;
+  o["http_status"] = r.http_status;
+  return o;
+}
+
 }  // namespace
 
 Result<FsyncPolicy> parse_fsync_policy(std::string_view text) {
@@ -90,25 +112,47 @@ std::vector<fs::path> list_audit_files(const fs::path& dir) {
 }
 
 struct AuditLog::Impl {
+  // An entry accepted in batch/never mode, sealed and written by the writer thread. Requests
+  // keep their typed record (formatting is the writer's job); admin/system entries are rare and
+  // arrive as JSON.
+  struct Queued {
+    uint64_t seq = 0;
+    int64_t ts_ms = 0;
+    const char* type = "";
+    std::optional<RequestAudit> request;
+    boost::json::object body;
+  };
+
   AuditOptions opt;
   crypto::SecretBytes key;
 
-  mutable std::mutex mu;  // guards everything below except the sync state
+  mutable std::mutex mu;  // guards the file and chain state below except the sync state
   int fd = -1;
   fs::path path;
   uint64_t file_index = 0;
   uint64_t file_size = 0;
-  uint64_t seq = 0;
+  uint64_t seq = 0;  // last entry written to the file
   std::string last_hash;
   bool dirty = false;
+  std::vector<std::string> unwritten;  // sealed lines a failed write left behind, in order
 
   std::mutex sync_mu;  // serialises fsyncs; lock order: sync_mu then mu
   uint64_t synced_seq = 0;
+
+  // Batch/never mode: appends queue here; lock order: write_mu, then mu or queue_mu.
+  std::mutex queue_mu;
+  std::vector<Queued> queue;
+  std::atomic<uint64_t> assigned_seq{0};  // last seq handed to a caller
+  std::optional<Error> write_error;       // the writer's last failure, until a write succeeds
+  std::mutex write_mu;                    // one drain at a time (writer thread, sync, close)
 
   std::thread batch_thread;
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stopping = false;
+  bool wake = false;
+
+  bool deferred() const { return opt.fsync != FsyncPolicy::kAlways; }
 
   ~Impl() {
     if (batch_thread.joinable()) {
@@ -118,6 +162,10 @@ struct AuditLog::Impl {
       }
       stop_cv.notify_all();
       batch_thread.join();
+    }
+    if (deferred()) {
+      std::lock_guard wl(write_mu);
+      (void)write_queued();
     }
     if (fd >= 0) {
       if (opt.fsync != FsyncPolicy::kNever) ::fdatasync(fd);
@@ -181,36 +229,117 @@ struct AuditLog::Impl {
     return torn;
   }
 
-  // Appends one entry under `mu`; returns its seq.
-  Result<uint64_t> append_locked(boost::json::object body_fields, std::string_view type) {
-    std::lock_guard lock(mu);
-    int64_t now = opt.now_ms();
+  // The sealed line (with '\n') of entry `entry_seq`, chained to last_hash, which it advances.
+  // Holds mu.
+  Result<std::string> seal_next(boost::json::object body_fields, std::string_view type,
+                                uint64_t entry_seq, int64_t ts_ms) {
     boost::json::object obj;
     obj["v"] = 1;
-    obj["seq"] = seq + 1;
-    obj["ts"] = format_rfc3339_ms(now);
-    obj["ts_ms"] = now;
+    obj["seq"] = entry_seq;
+    obj["ts"] = format_rfc3339_ms(ts_ms);
+    obj["ts_ms"] = ts_ms;
     obj["type"] = type;
     for (auto& kv : body_fields) obj[kv.key()] = std::move(kv.value());
     obj["prev"] = last_hash;
     ENCLAVE_ASSIGN_OR_RETURN(std::string line, seal_line(boost::json::serialize(obj), key));
-    std::string hash = line_hash(line);
+    last_hash = line_hash(line);
     line += '\n';
-    if (file_size > 0 && file_size + line.size() > opt.max_file_bytes) {
-      // Rotate: make the old file durable, then continue the chain in the next one.
-      if (opt.fsync != FsyncPolicy::kNever && ::fdatasync(fd) != 0) {
-        return io_error("cannot fsync", path);
-      }
-      ::close(fd);
-      fd = -1;
-      ENCLAVE_TRY_STATUS(open_file(file_index + 1));
+    return line;
+  }
+
+  // Closes the current file (durable first) and continues the chain in the next one. Holds mu.
+  Status rotate() {
+    if (opt.fsync != FsyncPolicy::kNever && ::fdatasync(fd) != 0) {
+      return io_error("cannot fsync", path);
     }
-    ENCLAVE_TRY_STATUS(write_all(fd, line, path));
-    file_size += line.size();
+    ::close(fd);
+    fd = -1;
+    return open_file(file_index + 1);
+  }
+
+  // Appends one entry under `mu` and writes it (always mode); returns its seq.
+  Result<uint64_t> append_locked(boost::json::object body_fields, std::string_view type) {
+    std::lock_guard lock(mu);
+    std::string prev_hash = last_hash;
+    Result<std::string> line = seal_next(std::move(body_fields), type, seq + 1, opt.now_ms());
+    if (!line) return line.error();
+    if (file_size > 0 && file_size + line->size() > opt.max_file_bytes) {
+      if (Status st = rotate(); !st) {
+        last_hash = std::move(prev_hash);
+        return st.error();
+      }
+    }
+    if (Status st = write_all(fd, *line, path); !st) {
+      last_hash = std::move(prev_hash);
+      return st.error();
+    }
+    file_size += line->size();
     seq += 1;
-    last_hash = std::move(hash);
+    assigned_seq.store(seq);
     dirty = true;
     return seq;
+  }
+
+  // Writes `unwritten` in order, rotating where a line would overflow the file. On failure the
+  // file is cut back to its last complete line and the rest stays for the next attempt. Holds mu.
+  Status write_unwritten() {
+    size_t i = 0;
+    std::string chunk;
+    Status st = Status::ok();
+    while (i < unwritten.size()) {
+      if (file_size > 0 && file_size + unwritten[i].size() > opt.max_file_bytes) {
+        if (st = rotate(); !st) break;
+      }
+      chunk.clear();
+      size_t j = i;
+      uint64_t size = file_size;
+      while (j < unwritten.size() && (j == i || size + unwritten[j].size() <= opt.max_file_bytes)) {
+        size += unwritten[j].size();
+        chunk += unwritten[j++];
+      }
+      if (st = write_all(fd, chunk, path); !st) {
+        // A short write must not leave half a line for the next entry to follow.
+        if (::ftruncate(fd, static_cast<off_t>(file_size)) != 0) {
+          st = io_error("cannot cut a partial write from", path);
+        }
+        break;
+      }
+      file_size += chunk.size();
+      seq += j - i;
+      dirty = true;
+      i = j;
+    }
+    unwritten.erase(unwritten.begin(), unwritten.begin() + static_cast<std::ptrdiff_t>(i));
+    return st;
+  }
+
+  // Batch/never mode: seals everything queued and writes it. Holds write_mu.
+  Status write_queued() {
+    std::vector<Queued> batch;
+    {
+      std::lock_guard lock(queue_mu);
+      batch.swap(queue);
+    }
+    std::lock_guard lock(mu);
+    size_t sealed = 0;
+    Status st = Status::ok();
+    for (; sealed < batch.size(); ++sealed) {
+      Queued& q = batch[sealed];
+      boost::json::object body = q.request ? request_body(*q.request) : q.body;
+      Result<std::string> line = seal_next(std::move(body), q.type, q.seq, q.ts_ms);
+      if (!line) {
+        st = line.error();
+        break;
+      }
+      unwritten.push_back(std::move(*line));
+    }
+    if (sealed < batch.size()) {  // keep the rest, in order, ahead of newer entries
+      std::lock_guard ql(queue_mu);
+      queue.insert(queue.begin(), std::make_move_iterator(batch.begin() + sealed),
+                   std::make_move_iterator(batch.end()));
+    }
+    if (!st) return st;
+    return write_unwritten();
   }
 
   // Group commit: one fdatasync covers every entry written before it started.
@@ -241,26 +370,90 @@ struct AuditLog::Impl {
     return Status::ok();
   }
 
-  Result<uint64_t> append(boost::json::object body, std::string_view type) {
+  // Writes what is queued, then (with `fsync`) makes it durable. A failure fails every later
+  // append until a pass succeeds (fail closed). Holds nothing.
+  Status flush_and_sync(bool fsync) {
+    std::lock_guard wl(write_mu);
+    Status st = write_queued();
+    if (st && fsync) {
+      uint64_t target;
+      {
+        std::lock_guard lock(mu);
+        target = seq;
+      }
+      st = sync_through(target);
+    }
+    std::lock_guard lock(queue_mu);
+    if (st) {
+      write_error.reset();
+    } else {
+      write_error = st.error();
+    }
+    return st;
+  }
+
+  // Batch/never mode: the entry is queued with its seq and time; the writer seals and writes it
+  // within batch_interval_ms. Fails while the writer's last write failed (fail closed) or when
+  // the queue is full (the writer is stuck).
+  Result<uint64_t> enqueue(Queued q) {
+    bool notify = false;
+    uint64_t s;
+    {
+      std::lock_guard lock(queue_mu);
+      if (write_error) {
+        return make_error(ErrorCode::kUnavailable,
+                          "audit log: the last write failed (" + write_error->message +
+                              "); entries are refused until a write succeeds");
+      }
+      if (queue.size() >= kMaxQueuedEntries) {
+        return make_error(ErrorCode::kUnavailable,
+                          "audit log: " + std::to_string(queue.size()) +
+                              " entries wait for the writer; refusing more");
+      }
+      s = assigned_seq.load() + 1;
+      assigned_seq.store(s);
+      q.seq = s;
+      q.ts_ms = opt.now_ms();
+      queue.push_back(std::move(q));
+      notify = queue.size() == kWakeAtEntries;
+    }
+    if (notify) {
+      {
+        std::lock_guard lock(stop_mu);
+        wake = true;
+      }
+      stop_cv.notify_one();
+    }
+    return s;
+  }
+
+  Result<uint64_t> append(boost::json::object body, const char* type) {
+    if (deferred()) {
+      Queued q;
+      q.type = type;
+      q.body = std::move(body);
+      return enqueue(std::move(q));
+    }
     ENCLAVE_ASSIGN_OR_RETURN(uint64_t s, append_locked(std::move(body), type));
-    if (opt.fsync == FsyncPolicy::kAlways) ENCLAVE_TRY_STATUS(sync_through(s));
+    ENCLAVE_TRY_STATUS(sync_through(s));
     return s;
   }
 
   void batch_loop() {
     std::unique_lock lock(stop_mu);
     while (!stopping) {
-      stop_cv.wait_for(lock, std::chrono::milliseconds(opt.batch_interval_ms));
+      stop_cv.wait_for(lock, std::chrono::milliseconds(opt.batch_interval_ms),
+                       [this] { return stopping || wake; });
+      wake = false;
+      if (stopping) break;
       lock.unlock();
-      uint64_t target;
-      {
-        std::lock_guard l(mu);
-        target = seq;
-      }
-      (void)sync_through(target);
+      (void)flush_and_sync(opt.fsync == FsyncPolicy::kBatch);  // failures fail later appends
       lock.lock();
     }
   }
+
+  static constexpr size_t kWakeAtEntries = 4096;
+  static constexpr size_t kMaxQueuedEntries = size_t{1} << 18;
 };
 
 AuditLog::AuditLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -280,12 +473,13 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(AuditOptions options, crypto::S
   impl->key = std::move(key);
   ENCLAVE_ASSIGN_OR_RETURN(uint64_t torn, impl->recover());
   impl->synced_seq = impl->seq;
+  impl->assigned_seq.store(impl->seq);
   std::unique_ptr<AuditLog> log(new AuditLog(std::move(impl)));
   if (torn > 0) {
     ENCLAVE_TRY_STATUS(
         log->append_system("torn_tail_recovered", {{"bytes_discarded", std::to_string(torn)}}));
   }
-  if (log->impl_->opt.fsync == FsyncPolicy::kBatch) {
+  if (log->impl_->deferred()) {
     Impl* raw = log->impl_.get();
     raw->batch_thread = std::thread([raw] { raw->batch_loop(); });
   }
@@ -299,23 +493,17 @@ Result<std::unique_ptr<AuditLog>> open_audit_log(AuditOptions options,
 }
 
 Result<uint64_t> AuditLog::append_request(const RequestAudit& r) {
-  boost::json::object o;
-  o["request_id"] = r.request_id;
-  o["key_name"] = r.key_name;
-  o["tenant"] = r.tenant;
-  o["route"] = r.route;
-  o["policy"] = r.policy;
-  o["model"] = r.model;
-  o["model_version"] = r.model_version;
-  boost::json::object sens;
-  for (const auto& s : r.sensitivity) sens[s.category] = s.count;
-  o["sensitivity"] = std::move(sens);
-  o["prompt_tokens"] = r.prompt_tokens;
-  o["completion_tokens"] = r.completion_tokens;
-  o["latency_ms"] = r.latency_ms;
-  o["outcome"] = r.outcome;
-  o["http_status"] = r.http_status;
-  return impl_->append(std::move(o), "request");
+  return append_request(RequestAudit(r));
+}
+
+Result<uint64_t> AuditLog::append_request(RequestAudit&& r) {
+  if (impl_->deferred()) {
+    Impl::Queued q;
+    q.type = "request";
+    q.request = std::move(r);
+    return impl_->enqueue(std::move(q));
+  }
+  return impl_->append(request_body(r), "request");
 }
 
 Result<uint64_t> AuditLog::append_admin(const AdminAudit& r) {
@@ -340,12 +528,12 @@ Result<uint64_t> AuditLog::append_system(
 }
 
 Status AuditLog::sync() {
+  if (impl_->deferred()) return impl_->flush_and_sync(true);
   return impl_->sync_through(last_seq());
 }
 
 uint64_t AuditLog::last_seq() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->seq;
+  return impl_->assigned_seq.load();
 }
 
 fs::path AuditLog::current_file() const {

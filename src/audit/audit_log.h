@@ -27,9 +27,17 @@
 
 namespace enclave::audit {
 
-// When append() returns relative to fsync: kAlways = after fdatasync (concurrent appends share
-// one fsync: group commit); kBatch = a background thread fsyncs every batch_interval_ms;
-// kNever = left to the OS.
+// When append() returns relative to the disk:
+// - kAlways: after the entry was written and fdatasync'ed (concurrent appends share one fsync:
+//   group commit). For compliance; costs an fsync (milliseconds) per acknowledged entry.
+// - kBatch: at once. The entry is queued with its seq and time; a writer thread wakes every
+//   batch_interval_ms, seals (chain + HMAC) and writes everything queued in one write and
+//   fdatasyncs it: an acknowledged entry is on disk within about one interval.
+// - kNever: as kBatch without the fdatasync (left to the OS).
+// With kBatch/kNever a failed write or fsync makes every later append fail (kUnavailable) until a
+// writer pass succeeds again, so the server stops acknowledging requests it cannot record; the
+// entries acknowledged before the failure stay queued, in order, and are written by that pass.
+// sync() and destruction write and fsync everything queued.
 enum class FsyncPolicy { kAlways, kBatch, kNever };
 Result<FsyncPolicy> parse_fsync_policy(std::string_view text);  // always | batch | never
 const char* fsync_policy_name(FsyncPolicy policy);
@@ -89,12 +97,14 @@ class AuditLog {
 
   // Each returns the entry's sequence number once it is durable per the fsync policy.
   Result<uint64_t> append_request(const RequestAudit& record);
+  Result<uint64_t> append_request(RequestAudit&& record);  // kBatch/kNever: no copy
   Result<uint64_t> append_admin(const AdminAudit& record);
   Result<uint64_t> append_system(std::string_view event,
                                  const std::vector<std::pair<std::string, std::string>>& fields);
 
-  // fsyncs everything appended so far.
+  // Writes (kBatch/kNever) and fsyncs everything appended so far.
   Status sync();
+  // The seq of the last acknowledged entry (queued or written).
   uint64_t last_seq() const;
   std::filesystem::path current_file() const;
 

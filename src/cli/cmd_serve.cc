@@ -23,6 +23,7 @@
 #include "server/server.h"
 #include "store/retention.h"
 #include "store/store.h"
+#include "store/usage_writer.h"
 
 namespace enclave::cli {
 namespace {
@@ -74,6 +75,7 @@ Result<std::shared_ptr<server::KeyStore>> load_keys(const server::ServerConfig& 
 // is audited, usage is recorded.
 struct ServeDataProtection : DataProtection {
   std::unique_ptr<store::RetentionScheduler> retention;  // destroyed before `db`, which it uses
+  std::unique_ptr<store::UsageWriter> usage;  // flushes its queue into `db` when destroyed
 };
 
 // The master key is resolved as for the other data-protection commands; with none configured, a
@@ -101,13 +103,22 @@ Result<ServeDataProtection> open_serve_data_protection(const std::string& data_d
   if (dp.key_store_created) log("created key store %s", dp.keys->dir().string());
   dp.retention = std::make_unique<store::RetentionScheduler>(*dp.db, std::chrono::hours(1));
   dp.retention->start();
+  store::UsageWriterOptions uo;
+  uo.on_error = [](const Error& e, size_t queued, size_t dropped) {
+    log("usage rows not written (%s; the database said: %s)",
+        dropped > 0 ? std::to_string(dropped) + " dropped"
+                    : std::to_string(queued) + " kept queued",
+        e.message);
+  };
+  dp.usage = std::make_unique<store::UsageWriter>(*dp.db, std::move(uo));
   return dp;
 }
 
 // Request audit + usage hooks and the tenant-erase admin route on the server.
-void wire_data_protection(DataProtection& dp, server::Services& services, bool fsync_always) {
+void wire_data_protection(ServeDataProtection& dp, server::Services& services, bool fsync_always) {
   audit::AuditLog* alog = dp.log.get();
   store::Store* db = dp.db.get();
+  store::UsageWriter* usage = dp.usage.get();
   server::AuditHooks hooks;
   hooks.append = [alog](const server::RequestRecord& r) -> Status {
     audit::RequestAudit a;
@@ -123,7 +134,7 @@ void wire_data_protection(DataProtection& dp, server::Services& services, bool f
     a.latency_ms = r.latency_ms;
     a.outcome = r.outcome;
     a.http_status = r.http_status;
-    Result<uint64_t> seq = alog->append_request(a);
+    Result<uint64_t> seq = alog->append_request(std::move(a));
     if (!seq) {
       log("audit log append failed (request %s answered 503): %s", r.request_id,
           seq.error().message);
@@ -131,7 +142,8 @@ void wire_data_protection(DataProtection& dp, server::Services& services, bool f
     }
     return Status::ok();
   };
-  hooks.after = [db](const server::RequestRecord& r) {
+  // A queue push: the writer thread stores the rows in batches, one transaction each.
+  hooks.after = [usage](const server::RequestRecord& r) {
     if (r.http_status != 200 || r.outcome != "ok") return;
     store::UsageRecord u;
     u.tenant = r.tenant;
@@ -142,18 +154,17 @@ void wire_data_protection(DataProtection& dp, server::Services& services, bool f
     u.prompt_tokens = r.prompt_tokens;
     u.completion_tokens = r.completion_tokens;
     u.latency_ms = r.latency_ms;
-    if (Status st = db->record_usage(u); !st) {
-      log("usage record failed for request %s: %s", r.request_id, st.error().message);
-    }
+    usage->push(std::move(u));
   };
-  // An fsync per append must not stall an io thread; without it the append (a write to the
-  // page cache) runs inline, sparing the request two thread hand-offs. Usage rows always go to
-  // the blocking pool: they are off the response path.
+  // With `always` the answer waits for an fsync, which must not stall an io thread: the append
+  // runs on the blocking pool. Otherwise the append only queues the entry (the audit log's writer
+  // thread writes it), so it runs inline with no thread hand-off.
   if (fsync_always) hooks.run = services.run_blocking;
-  hooks.run_after = services.run_blocking;
   services.auditor = std::make_shared<server::RequestAuditor>(std::move(hooks));
-  services.erase_tenant = [db](const std::string& tenant,
-                               const std::string& actor) -> Result<std::string> {
+  services.erase_tenant = [db, usage](const std::string& tenant,
+                                      const std::string& actor) -> Result<std::string> {
+    // Rows still queued for this tenant are stored first, so the erase deletes them too.
+    (void)usage->flush();
     ENCLAVE_ASSIGN_OR_RETURN(store::EraseReport r, db->erase_tenant(tenant, actor));
     // The name passed validate_tenant_name ([a-z0-9_-]), so it needs no JSON escaping.
     return "{\"object\":\"tenant.erased\",\"tenant\":\"" + tenant +

@@ -3,6 +3,7 @@
 #include "router/gateway.h"
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <chrono>
 #include <mutex>
 
@@ -140,6 +141,44 @@ void restore_member(json::object& o, const char* key, Restorer& r, bool& had_tex
   std::string_view s = v->as_string();
   if (!s.empty()) had_text = true;
   *v = json::string(r.push(s));
+}
+
+// A basic_parser handler that accepts every event: a syntax check that builds nothing.
+struct SyntaxOnly {
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  using ec_t = json::error_code;
+  bool on_document_begin(ec_t&) { return true; }
+  bool on_document_end(ec_t&) { return true; }
+  bool on_array_begin(ec_t&) { return true; }
+  bool on_array_end(std::size_t, ec_t&) { return true; }
+  bool on_object_begin(ec_t&) { return true; }
+  bool on_object_end(std::size_t, ec_t&) { return true; }
+  bool on_string_part(json::string_view, std::size_t, ec_t&) { return true; }
+  bool on_string(json::string_view, std::size_t, ec_t&) { return true; }
+  bool on_key_part(json::string_view, std::size_t, ec_t&) { return true; }
+  bool on_key(json::string_view, std::size_t, ec_t&) { return true; }
+  bool on_number_part(json::string_view, ec_t&) { return true; }
+  bool on_int64(int64_t, json::string_view, ec_t&) { return true; }
+  bool on_uint64(uint64_t, json::string_view, ec_t&) { return true; }
+  bool on_double(double, json::string_view, ec_t&) { return true; }
+  bool on_bool(bool, ec_t&) { return true; }
+  bool on_null(ec_t&) { return true; }
+  bool on_comment_part(json::string_view, ec_t&) { return true; }
+  bool on_comment(json::string_view, ec_t&) { return true; }
+};
+
+// Whether `text` is one JSON object (surrounding whitespace allowed), without a DOM: relayed
+// answers that need no restoring are checked, not parsed and re-serialised.
+bool is_json_object(std::string_view text) {
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || text[first] != '{') return false;
+  json::basic_parser<SyntaxOnly> p(json::parse_options{});
+  json::error_code ec;
+  size_t n = p.write_some(false, text.data(), text.size(), ec);
+  return !ec && p.done() && n == text.size();
 }
 
 void append_member(json::object& o, const char* key, const std::string& tail) {
@@ -454,9 +493,11 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
   }
 
   void finish_ok_nonstream() {
+    const bool restore = redact && current->egress();
     boost::system::error_code ec;
-    json::value v = json::parse(buffer, ec);
-    if (ec || !v.is_object()) {
+    json::value v;
+    if (restore) v = json::parse(buffer, ec);
+    if (restore ? (ec || !v.is_object()) : !is_json_object(buffer)) {
       gw->selector_->release(current->name, false);
       add_route_headers(ex, current->name, facts.policy, 0);
       server::respond_error(
@@ -464,8 +505,7 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
                                    "The upstream backend returned an unreadable answer.")));
       return emit(503, "error");
     }
-    const bool restore = redact && current->egress();
-    json::value* ch = v.as_object().if_contains("choices");
+    json::value* ch = restore ? v.as_object().if_contains("choices") : nullptr;
     if (restore && ch && ch->is_array()) {
       for (json::value& c : ch->as_array()) {
         if (!c.is_object()) continue;

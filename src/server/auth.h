@@ -54,8 +54,12 @@ class KeyStore {
     std::array<unsigned char, 32> digest{};
     bool persist = false;
   };
+  // HMAC-SHA-256 keyed once with the secret (auth.cc): every request hashes the presented key.
+  class KeyedHmac;
+  void set_secret(std::string secret);
   std::array<unsigned char, 32> digest(std::string_view key) const;
   std::string secret_;
+  std::shared_ptr<const KeyedHmac> hmac_;  // immutable, shared by copies of the store
   std::vector<Entry> entries_;
 };
 

@@ -111,6 +111,11 @@ class Stmt {
     (void)row;
     return Status::ok();
   }
+  // For the next row of a batch: the statement runs again with new bindings.
+  void reset() {
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+  }
   std::string text(int col) {
     auto* p = sqlite3_column_text(st_, col);
     return p ? std::string(reinterpret_cast<const char*>(p),
@@ -482,12 +487,13 @@ Result<std::vector<Message>> Store::conversation(std::string_view tenant,
   return out;
 }
 
-Status Store::record_usage(const UsageRecord& r) {
-  std::lock_guard lock(mu_);
-  STORE_PREPARE(q,
-                "INSERT INTO usage(tenant, api_key_name, request_id, backend, model, "
-                "model_version, prompt_tokens, completion_tokens, latency_ms, cost_micros, "
-                "created_at_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+namespace {
+constexpr const char* kInsertUsage =
+    "INSERT INTO usage(tenant, api_key_name, request_id, backend, model, model_version, "
+    "prompt_tokens, completion_tokens, latency_ms, cost_micros, created_at_ms) "
+    "VALUES(?,?,?,?,?,?,?,?,?,?,?)";
+
+void bind_usage(Stmt& q, const UsageRecord& r, int64_t now_ms) {
   q.bind(1, r.tenant)
       .bind(2, r.api_key_name)
       .bind(3, r.request_id)
@@ -498,8 +504,30 @@ Status Store::record_usage(const UsageRecord& r) {
       .bind(8, int64_t{r.completion_tokens})
       .bind(9, r.latency_ms)
       .bind(10, r.cost_micros)
-      .bind(11, r.created_at_ms ? r.created_at_ms : now());
+      .bind(11, r.created_at_ms ? r.created_at_ms : now_ms);
+}
+}  // namespace
+
+Status Store::record_usage(const UsageRecord& r) {
+  std::lock_guard lock(mu_);
+  STORE_PREPARE(q, kInsertUsage);
+  bind_usage(q, r, now());
   return q.run();
+}
+
+Status Store::record_usage_batch(std::span<const UsageRecord> records) {
+  if (records.empty()) return Status::ok();
+  std::lock_guard lock(mu_);
+  Txn txn(db_);
+  if (!txn.ok()) return db_error(db_, "cannot begin the usage transaction");
+  STORE_PREPARE(q, kInsertUsage);
+  int64_t now_ms = now();
+  for (const UsageRecord& r : records) {
+    bind_usage(q, r, now_ms);
+    ENCLAVE_TRY_STATUS(q.run());
+    q.reset();
+  }
+  return txn.commit();
 }
 
 Result<std::vector<UsageRecord>> Store::usage(std::string_view tenant, int64_t since_ms) {

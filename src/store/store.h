@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -142,8 +143,10 @@ class Store {
   Result<std::vector<Message>> conversation(std::string_view tenant,
                                             std::string_view conversation_id);
 
-  // Usage.
+  // Usage. record_usage_batch writes all rows in one transaction (one commit, one fsync under
+  // SyncPolicy::kAlways): all or none. UsageWriter feeds it from the request path.
   Status record_usage(const UsageRecord& record);
+  Status record_usage_batch(std::span<const UsageRecord> records);
   Result<std::vector<UsageRecord>> usage(std::string_view tenant, int64_t since_ms = 0);
 
   // API keys.

@@ -1,0 +1,186 @@
+// UsageWriter: every pushed row reaches the database, in push order, in batches written by the
+// writer thread; destruction flushes; a failing database keeps the rows queued (reported) and a
+// later write stores them; the queue cap drops and counts the excess.
+#include "store/usage_writer.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+namespace enclave::store {
+namespace {
+namespace fs = std::filesystem;
+using crypto::KdfKind;
+using crypto::KdfParams;
+using crypto::KeyStore;
+using crypto::MasterKeySource;
+using crypto::SecretBytes;
+
+UsageRecord row(int i) {
+  return UsageRecord{.tenant = "acme",
+                     .api_key_name = "team",
+                     .request_id = "req-" + std::to_string(i),
+                     .backend = "remote:cloud",
+                     .model = "deepseek-chat",
+                     .prompt_tokens = static_cast<uint32_t>(i),
+                     .completion_tokens = 7,
+                     .latency_ms = 0.25};
+}
+
+class UsageWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("enclave_usage_writer_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    auto kdf = KdfParams::weak_for_tests(KdfKind::kArgon2id);
+    ASSERT_TRUE(kdf);
+    auto ks =
+        KeyStore::create(dir_ / "keys", MasterKeySource::passphrase(SecretBytes::from_string("pw")),
+                         &*kdf, {.allow_weak_kdf = true});
+    ASSERT_TRUE(ks) << ks.error().message;
+    keys_ = std::move(ks).value();
+    auto s = Store::open({.db_path = dir_ / "enclave.db", .sync = SyncPolicy::kBatch}, *keys_);
+    ASSERT_TRUE(s) << s.error().message;
+    store_ = std::move(s).value();
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+  // Runs `sql` on a second connection (as another process would).
+  void exec_other(const std::string& sql) {
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "enclave.db").c_str(), &h), SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err);
+    std::string msg = err ? err : "";
+    sqlite3_free(err);
+    sqlite3_close(h);
+    ASSERT_EQ(rc, SQLITE_OK) << msg;
+  }
+  std::vector<std::string> stored_ids() {
+    auto rows = store_->usage("acme");
+    EXPECT_TRUE(rows);
+    std::vector<std::string> ids;
+    if (rows) {
+      for (const auto& r : *rows) ids.push_back(r.request_id);
+    }
+    return ids;
+  }
+  static std::vector<std::string> ids(int from, int to) {
+    std::vector<std::string> out;
+    for (int i = from; i < to; ++i) out.push_back("req-" + std::to_string(i));
+    return out;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<KeyStore> keys_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(UsageWriterTest, WriterThreadStoresEveryRowInOrder) {
+  UsageWriter w(*store_, {.interval_ms = 2, .wake_at_rows = 64});
+  // Two producers, each with its own ids; each producer's rows must keep their order.
+  std::thread a([&] {
+    for (int i = 0; i < 500; ++i) w.push(row(i));
+  });
+  std::thread b([&] {
+    for (int i = 1000; i < 1500; ++i) w.push(row(i));
+  });
+  a.join();
+  b.join();
+  // No flush(): the writer thread alone must store everything.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (w.rows_written() < 1000 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(w.rows_written(), 1000u);
+  EXPECT_EQ(w.rows_queued(), 0u);
+  EXPECT_EQ(w.rows_dropped(), 0u);
+  std::vector<std::string> got = stored_ids();
+  ASSERT_EQ(got.size(), 1000u);
+  std::vector<std::string> from_a, from_b;
+  for (const auto& id : got) (std::stoi(id.substr(4)) < 1000 ? from_a : from_b).push_back(id);
+  EXPECT_EQ(from_a, ids(0, 500));
+  EXPECT_EQ(from_b, ids(1000, 1500));
+  auto all = store_->usage("acme");
+  ASSERT_TRUE(all);
+  EXPECT_EQ((*all)[0].backend, "remote:cloud");
+  EXPECT_EQ((*all)[0].completion_tokens, 7u);
+  EXPECT_DOUBLE_EQ((*all)[0].latency_ms, 0.25);
+  EXPECT_GT((*all)[0].created_at_ms, 0);
+}
+
+TEST_F(UsageWriterTest, DestructionFlushesTheQueue) {
+  {
+    // An interval far beyond the test: only the destructor can write.
+    UsageWriter w(*store_, {.interval_ms = 3'600'000});
+    for (int i = 0; i < 100; ++i) w.push(row(i));
+    EXPECT_EQ(w.rows_written(), 0u);
+  }
+  EXPECT_EQ(stored_ids(), ids(0, 100));
+}
+
+TEST_F(UsageWriterTest, StopFlushesAndLaterRowsStillReachTheDatabase) {
+  UsageWriter w(*store_, {.interval_ms = 3'600'000});
+  for (int i = 0; i < 3; ++i) w.push(row(i));
+  w.stop();
+  EXPECT_EQ(stored_ids(), ids(0, 3));
+  w.push(row(3));  // after stop: written by the next flush (here the destructor's)
+  ASSERT_TRUE(w.flush());
+  EXPECT_EQ(stored_ids(), ids(0, 4));
+}
+
+TEST_F(UsageWriterTest, FailedBatchStaysQueuedInOrderAndIsWrittenLater) {
+  std::mutex mu;
+  std::vector<std::pair<size_t, size_t>> reports;  // (rows kept, rows dropped)
+  UsageWriterOptions o;
+  o.interval_ms = 3'600'000;  // writes only through flush(): deterministic
+  o.wake_at_rows = 1000;      // never reached: no early wake-up races the flushes below
+  o.max_queued_rows = 6;
+  o.on_error = [&](const Error& e, size_t rows, size_t dropped) {
+    EXPECT_FALSE(e.message.empty());
+    std::lock_guard lock(mu);
+    reports.emplace_back(rows, dropped);
+  };
+  UsageWriter w(*store_, o);
+  w.push(row(0));
+  ASSERT_TRUE(w.flush());
+
+  exec_other("ALTER TABLE usage RENAME TO usage_away");  // inserts now fail
+  for (int i = 1; i <= 4; ++i) w.push(row(i));
+  Status st = w.flush();
+  ASSERT_FALSE(st);
+  EXPECT_EQ(w.rows_queued(), 4u);               // kept for the next attempt
+  for (int i = 5; i <= 8; ++i) w.push(row(i));  // the cap (6) drops rows 7 and 8
+  EXPECT_EQ(w.rows_dropped(), 2u);
+  EXPECT_EQ(w.rows_queued(), 6u);
+
+  exec_other("ALTER TABLE usage_away RENAME TO usage");
+  ASSERT_TRUE(w.flush());
+  EXPECT_EQ(w.rows_queued(), 0u);
+  EXPECT_EQ(stored_ids(), ids(0, 7));  // rows 1..6 after row 0, in push order
+  std::lock_guard lock(mu);
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(reports[0], std::make_pair(size_t{4}, size_t{0}));  // the failed batch, kept
+  EXPECT_EQ(reports[1], std::make_pair(size_t{0}, size_t{2}));  // the dropped rows
+}
+
+TEST_F(UsageWriterTest, BatchInsertIsAllOrNothing) {
+  std::vector<UsageRecord> rows = {row(0), row(1), row(2)};
+  ASSERT_TRUE(store_->record_usage_batch(rows));
+  EXPECT_EQ(stored_ids(), ids(0, 3));
+  ASSERT_TRUE(store_->record_usage_batch({}));
+  EXPECT_EQ(stored_ids().size(), 3u);
+}
+
+}  // namespace
+}  // namespace enclave::store
