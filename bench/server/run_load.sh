@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts `enclave serve` on MODEL with 4 slots, runs load.mjs with 1 and 4 concurrent streaming
-# clients (128 generated tokens each, 2 requests per client), prints aggregate tokens/s and TTFT
-# p50/p99 as JSON lines, and stops the server.
+# clients (128 generated tokens each, 2 requests per client; prompts of about 64 tokens, as in the
+# llama-server anchor: PROMPT_WORDS=48 padding words), prints aggregate tokens/s, aggregate decode
+# tokens/s and TTFT p50/p99 as JSON lines, and stops the server.
 #   bench/server/run_load.sh [ENCLAVE_BIN] [MODEL]
 # MODEL defaults to an R1-Distill-Qwen-1.5B-shaped Q4_0 file made with
 #   enclave synth --preset r1-distill-qwen-1.5b --type Q4_0 \
@@ -21,7 +22,7 @@ pid=$!
 for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
 for c in 1 4; do
   node "$here/load.mjs" --base "http://127.0.0.1:$port" --key "$ENCLAVE_API_KEY" --clients "$c" \
-    --requests 2 --max-tokens 128
+    --requests 2 --max-tokens 128 --prompt-words "${PROMPT_WORDS:-48}"
 done
 kill -TERM "$pid"
 wait "$pid" || true

@@ -149,6 +149,7 @@ int bench_command(const BenchOptions& o) {
     return 1;
   }
   const model::Model& m = **loaded;
+  m.file().collapse_huge_pages_in_background();
   m.file().wait_memory_settled();  // measure weights in huge pages, not the collapse under way
   const auto& cfg = m.config();
   const int32_t n_ctx = std::max(o.n_prompt, o.n_gen) + 1;

@@ -749,6 +749,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   info.file_bytes = model->file().file_size();
   info.kv_cache_bytes = ctx->kv_bytes();
 
+  // Start-up is done: now turn the copied weights into huge pages (see gguf::FileMemory).
+  model->file().collapse_huge_pages_in_background();
   std::unique_ptr<Engine> engine =
       std::make_unique<EngineImpl>(options, std::move(model), std::move(ctx), std::move(tok_ptr),
                                    std::move(tmpl), std::move(info));

@@ -68,9 +68,10 @@ enum class FileMemory {
   // A read-only mapping of the file: instant, shares the page cache with other processes, but
   // 4 KiB pages (a TLB miss, and a stop for the hardware prefetcher, every 4 KiB of weights).
   kMap,
-  // Read into private anonymous memory, 2 MiB aligned and made read-only; a background thread
-  // then turns it into transparent huge pages (MADV_COLLAPSE) where the kernel allows. Costs one
-  // read of the file at open; decode streams weights measurably faster (src/gguf/README.md).
+  // Read into private anonymous memory, 2 MiB aligned and made read-only, which
+  // collapse_huge_pages_in_background() then turns into transparent huge pages where the kernel
+  // allows. Costs one read of the file at open; decode streams weights measurably faster
+  // (src/gguf/README.md).
   kCopy,
 };
 
@@ -112,8 +113,13 @@ class GgufFile {
   // Convenience: architecture string (general.architecture), or "" if absent.
   std::string architecture() const;
 
-  // Blocks until a kCopy file's background huge-page collapse has finished (at once otherwise).
-  // Benchmarks call it so that they measure the settled state.
+  // For a kCopy file: starts (once) a thread that collapses the image into huge pages
+  // (MADV_COLLAPSE, 32 MiB at a time). Call it when start-up is done: the collapse takes the
+  // address-space lock and competes for memory bandwidth, which slowed start-up by 0.2-0.5 s.
+  // No-op for a mapped file.
+  void collapse_huge_pages_in_background() const;
+  // Blocks until that collapse has finished (at once when none runs). Benchmarks call it so that
+  // they measure the settled state.
   void wait_memory_settled() const;
 
   // Tensor directory, in file order.

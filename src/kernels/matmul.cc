@@ -108,7 +108,7 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
   const DType act = activation_type(w.type);
   const VecDotFn dot = vec_dot_fn(w.type, level);
   const detail::GemmKernel* gemm =
-      level == SimdLevel::kAvx512 ? detail::avx512_gemm(w.type) : nullptr;
+      level == SimdLevel::kAvx512 ? detail::avx512_gemm_best(w.type) : nullptr;
 
   // 1. Activations in the weight's partner type (and the kernel's prepared layout), once per
   // token row.

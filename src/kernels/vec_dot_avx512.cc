@@ -70,7 +70,7 @@ VecDotFn avx512_vec_dot(DType weight_type) {
     case DType::kQ8_0:
     case DType::kQ4_K:
     case DType::kQ6_K:
-      return avx512_gemm_dot(weight_type);  // shares its arithmetic with the matmul kernels
+      return avx512_gemm_dot_best(weight_type);  // shares its arithmetic with the matmul kernels
     default:
       return x86_vec_dot(weight_type);
   }

@@ -9,6 +9,7 @@
 #include "dot_test_util.h"
 #include "kernels/matmul_amx.h"
 #include "kernels/vec_dot.h"
+#include "kernels/vec_dot_impl.h"
 
 namespace enclave::kernels {
 namespace {
@@ -172,6 +173,60 @@ TEST(Matmul, ScratchSize) {
   EXPECT_GE(matmul_scratch_bytes(w, 3), 3 * dtype_row_bytes(DType::kQ8_K, 512));
   w.type = DType::kF32;
   EXPECT_EQ(matmul_scratch_bytes(w, 3), 0u);
+}
+
+// The AVX512-VBMI build of the row-block kernels (byte permutes) against the plain AVX-512 build
+// (word permutes): the same bits for every type, tile shape (1..4 rows x 1..4 tokens) and row tail.
+TEST(Matmul, VbmiKernelsEqualWordPermuteKernels) {
+  const CpuFeatures& f = cpu_features();
+  if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx512vbmi)) {
+    GTEST_SKIP() << "needs AVX-512 VNNI + VBMI (this CPU: " << cpu_features_summary() << ")";
+  }
+  std::mt19937 rng(21);
+  for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
+    const detail::GemmKernel* plain = detail::avx512_gemm(t);
+    const detail::GemmKernel* vbmi = detail::avx512_gemm_vbmi(t);
+    ASSERT_NE(plain, nullptr);
+    ASSERT_NE(vbmi, nullptr);
+    ASSERT_NE(plain, vbmi);
+    const bool k = dtype_traits(t).block_elems == 256;
+    for (int64_t cols : k ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 160, 1568}) {
+      const Matrix m = random_matrix(t, 4, cols, rng);
+      const DType at = activation_type(t);
+      const size_t a_bytes = dtype_row_bytes(at, static_cast<uint64_t>(cols));
+      const size_t prep_stride = plain->prep_bytes(cols);
+      ASSERT_EQ(prep_stride, vbmi->prep_bytes(cols));
+      std::vector<uint8_t> a(a_bytes * 4), prep_plain(prep_stride * 4), prep_vbmi(prep_stride * 4);
+      const auto x = random_x(4 * cols, rng);
+      for (int tok = 0; tok < 4; ++tok) {
+        quantize_activation(at, x.data() + tok * cols, a.data() + tok * a_bytes, cols);
+        plain->prepare(a.data() + tok * a_bytes, prep_plain.data() + tok * prep_stride, cols);
+        vbmi->prepare(a.data() + tok * a_bytes, prep_vbmi.data() + tok * prep_stride, cols);
+      }
+      ASSERT_EQ(prep_plain, prep_vbmi);
+      for (int rows = 1; rows <= 4; ++rows) {
+        for (int n_tok = 1; n_tok <= 4; ++n_tok) {
+          std::vector<float> y_plain(16, -1.0f), y_vbmi(16, -2.0f);
+          plain->run(m.data.data(), m.w.row_bytes, rows, prep_plain.data(), prep_stride, n_tok,
+                     y_plain.data(), 4, cols);
+          vbmi->run(m.data.data(), m.w.row_bytes, rows, prep_vbmi.data(), prep_stride, n_tok,
+                    y_vbmi.data(), 4, cols);
+          for (int tok = 0; tok < n_tok; ++tok) {
+            for (int r = 0; r < rows; ++r) {
+              ASSERT_EQ(y_plain[tok * 4 + r], y_vbmi[tok * 4 + r])
+                  << dtype_name(t) << " cols=" << cols << " rows=" << rows << " n_tok=" << n_tok;
+            }
+          }
+        }
+      }
+      for (int r = 0; r < 4; ++r) {
+        const uint8_t* row = m.data.data() + r * m.w.row_bytes;
+        EXPECT_EQ(detail::avx512_gemm_dot(t)(row, a.data(), cols),
+                  detail::avx512_gemm_dot_vbmi(t)(row, a.data(), cols))
+            << dtype_name(t);
+      }
+    }
+  }
 }
 
 }  // namespace
