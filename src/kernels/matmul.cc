@@ -94,21 +94,32 @@ size_t matmul_scratch_bytes(const WeightMatrix& w, int64_t n_tokens) {
   return per_token * static_cast<size_t>(n_tokens) + kScratchAlign;
 }
 
-void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
-            void* scratch, MatmulMode mode) {
-  if (n_tokens <= 0 || w.rows <= 0) return;
-  const bool amx = mode == MatmulMode::kPrompt ? detail::amx_available(w.type)
-                   : mode == MatmulMode::kAuto ? detail::amx_applies(w.type, n_tokens)
-                                               : false;
-  if (amx) {
-    detail::amx_matmul(w, x, n_tokens, y, pool, scratch);  // prompt batches on AMX tiles
-    return;
-  }
+namespace {
+
+bool uses_amx(const WeightMatrix& w, int64_t n_tokens, MatmulMode mode) {
+  return mode == MatmulMode::kPrompt ? detail::amx_available(w.type)
+         : mode == MatmulMode::kAuto ? detail::amx_applies(w.type, n_tokens)
+                                     : false;
+}
+
+// Whether the weights of a product stream once (the token count fits one kernel tile).
+bool streams(const WeightMatrix& w, int64_t n_tokens, SimdLevel level) {
+  const bool gemm = level == SimdLevel::kAvx512 && detail::avx512_gemm_best(w.type) != nullptr;
+  return gemm ? n_tokens <= detail::kGemmMaxTok : n_tokens == 1;
+}
+
+// The products ys[i] = ws[i] x of n matrices that share type, cols and input, on the SIMD kernels
+// (never AMX): one activation quantization and one pass of the pool over all their rows. n > 1
+// only when the weights stream (streams()).
+void matmul_group(const WeightMatrix* const* ws, float* const* ys, int n, const float* x,
+                  int64_t n_tokens, ThreadPool& pool, void* scratch) {
+  const WeightMatrix& w = *ws[0];
   const SimdLevel level = best_simd_level();
   const DType act = activation_type(w.type);
   const VecDotFn dot = vec_dot_fn(w.type, level);
   const detail::GemmKernel* gemm =
       level == SimdLevel::kAvx512 ? detail::avx512_gemm_best(w.type) : nullptr;
+  const bool streaming = streams(w, n_tokens, level);
 
   // 1. Activations in the weight's partner type (and the kernel's prepared layout), once per
   // token row.
@@ -134,8 +145,9 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
         if (gemm != nullptr) gemm->prepare(q + t * a_stride, pr + t * prep_stride, w.cols);
       }
     };
-    if (n_tokens == 1) {
-      quantize_tokens(0, 1);
+    // A few tokens are quicker to quantize here than to hand to the pool (one barrier less).
+    if (n_tokens <= detail::kGemmMaxTok) {
+      quantize_tokens(0, n_tokens);
     } else {
       pool.parallel_for_ref(n_tokens, 1, quantize_tokens);
     }
@@ -143,56 +155,99 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
     prep = pr;
   }
 
-  // 2. Rows are handed out in chunks from a shared counter; every (row, token) result is computed
-  // by the same operation sequence whatever the split, so the thread count never changes the
-  // output.
-  const auto* wd = static_cast<const uint8_t*>(w.data);
-  // Up to one kernel token tile the weights stream once (guided claims); wider batches reuse an
-  // L2-sized chunk of rows across their token tiles (fixed chunks).
-  const bool streaming = gemm != nullptr ? n_tokens <= detail::kGemmMaxTok : n_tokens == 1;
-  const int64_t chunk = streaming ? rows_per_chunk(w) : gemm_rows_per_chunk(w);
-  const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
-  std::atomic<int64_t> next{0};
-  RowClaims claims(w.rows, chunk, pool.size());
-  const size_t rb = w.row_bytes;
-  const int64_t rows = w.rows, cols = w.cols;
-
-  pool.run_ref([&](int, int) {
-    for (;;) {
-      int64_t r0 = 0, r1 = 0;
-      if (streaming) {
-        if (!claims.claim(&r0, &r1)) return;
-      } else {
-        const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
-        if (c >= n_chunks) return;
-        r0 = c * chunk;
-        r1 = std::min(rows, r0 + chunk);
-      }
-      if (gemm != nullptr) {
-        for (int64_t t = 0; t < n_tokens; t += detail::kGemmMaxTok) {
-          const int nt = static_cast<int>(std::min<int64_t>(detail::kGemmMaxTok, n_tokens - t));
-          for (int64_t r = r0; r < r1; r += detail::kGemmMaxRows) {
-            const int nr = static_cast<int>(std::min<int64_t>(detail::kGemmMaxRows, r1 - r));
-            gemm->run(wd + r * rb, rb, nr, prep + t * prep_stride, prep_stride, nt,
-                      y + t * rows + r, static_cast<size_t>(rows), cols);
-          }
+  // 2. Rows of matrix m in [r0, r1). Every (row, token) result is computed by the same operation
+  // sequence whatever the split, so neither the thread count nor the grouping changes the output.
+  const int64_t cols = w.cols;
+  auto multiply = [&](int m, int64_t r0, int64_t r1) {
+    const auto* wd = static_cast<const uint8_t*>(ws[m]->data);
+    const size_t rb = ws[m]->row_bytes;
+    const int64_t rows = ws[m]->rows;
+    float* y = ys[m];
+    if (gemm != nullptr) {
+      for (int64_t t = 0; t < n_tokens; t += detail::kGemmMaxTok) {
+        const int nt = static_cast<int>(std::min<int64_t>(detail::kGemmMaxTok, n_tokens - t));
+        for (int64_t r = r0; r < r1; r += detail::kGemmMaxRows) {
+          const int nr = static_cast<int>(std::min<int64_t>(detail::kGemmMaxRows, r1 - r));
+          gemm->run(wd + r * rb, rb, nr, prep + t * prep_stride, prep_stride, nt, y + t * rows + r,
+                    static_cast<size_t>(rows), cols);
         }
-        continue;
       }
-      if (n_tokens == 1) {
-        for (int64_t r = r0; r < r1; ++r) y[r] = dot(wd + r * rb, a, cols);
-        continue;
-      }
-      for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
-        const int64_t t1 = std::min(n_tokens, t0 + kTokenTile);
-        for (int64_t t = t0; t < t1; ++t) {
-          const uint8_t* at = a + t * a_stride;
-          float* yt = y + t * rows;
-          for (int64_t r = r0; r < r1; ++r) yt[r] = dot(wd + r * rb, at, cols);
-        }
+      return;
+    }
+    if (n_tokens == 1) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dot(wd + r * rb, a, cols);
+      return;
+    }
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
+      const int64_t t1 = std::min(n_tokens, t0 + kTokenTile);
+      for (int64_t t = t0; t < t1; ++t) {
+        const uint8_t* at = a + t * a_stride;
+        float* yt = y + t * rows;
+        for (int64_t r = r0; r < r1; ++r) yt[r] = dot(wd + r * rb, at, cols);
       }
     }
+  };
+
+  if (streaming) {
+    // Up to one kernel token tile the weights stream once: guided claims over the rows of all
+    // the matrices, numbered one after another.
+    int64_t total = 0;
+    for (int m = 0; m < n; ++m) total += ws[m]->rows;
+    RowClaims claims(total, rows_per_chunk(w), pool.size());
+    pool.run_ref([&](int, int) {
+      int64_t g0 = 0, g1 = 0;
+      while (claims.claim(&g0, &g1)) {
+        int64_t base = 0;
+        for (int m = 0; m < n && base < g1; base += ws[m]->rows, ++m) {
+          const int64_t r0 = std::max(g0, base) - base;
+          const int64_t r1 = std::min(g1, base + ws[m]->rows) - base;
+          if (r0 < r1) multiply(m, r0, r1);
+        }
+      }
+    });
+    return;
+  }
+  // Wider batches: fixed L2-sized row chunks that every token tile reuses (one matrix).
+  const int64_t chunk = gemm_rows_per_chunk(w);
+  const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  pool.run_ref([&](int, int) {
+    for (;;) {
+      const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= n_chunks) return;
+      multiply(0, c * chunk, std::min(w.rows, (c + 1) * chunk));
+    }
   });
+}
+
+}  // namespace
+
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            void* scratch, MatmulMode mode) {
+  if (n_tokens <= 0 || w.rows <= 0) return;
+  if (uses_amx(w, n_tokens, mode)) {
+    detail::amx_matmul(w, x, n_tokens, y, pool, scratch);  // prompt batches on AMX tiles
+    return;
+  }
+  const WeightMatrix* ws[1] = {&w};
+  float* ys[1] = {y};
+  matmul_group(ws, ys, 1, x, n_tokens, pool, scratch);
+}
+
+void matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_t n_tokens,
+                 std::span<float* const> ys, ThreadPool& pool, void* scratch, MatmulMode mode) {
+  if (n_tokens <= 0 || ws.empty()) return;
+  const WeightMatrix& w0 = *ws[0];
+  bool together = ws.size() > 1 && ws.size() == ys.size() &&
+                  streams(w0, n_tokens, best_simd_level()) && !uses_amx(w0, n_tokens, mode);
+  for (const WeightMatrix* w : ws) {
+    together = together && w->type == w0.type && w->cols == w0.cols && w->rows > 0;
+  }
+  if (!together) {
+    for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, n_tokens, ys[i], pool, scratch, mode);
+    return;
+  }
+  matmul_group(ws.data(), ys.data(), static_cast<int>(ws.size()), x, n_tokens, pool, scratch);
 }
 
 void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {

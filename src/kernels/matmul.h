@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "core/dtype.h"
 #include "kernels/thread_pool.h"
@@ -35,6 +36,16 @@ size_t matmul_scratch_bytes(const WeightMatrix& w, int64_t n_tokens);
 // `scratch` must hold matmul_scratch_bytes(w, n_tokens) bytes, or be null (then allocated).
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             void* scratch = nullptr, MatmulMode mode = MatmulMode::kAuto);
+
+// Products of several matrices with one input (the Q/K/V projections, the FFN gate and up):
+// ys[i][t][r] = sum_c ws[i][r][c] * x[t][c]. Where the weights stream (up to 4 tokens on the
+// AVX-512 kernels, 1 otherwise) and the matrices share type and cols, the input is quantized once
+// and one pass of the pool covers all their rows (fewer barriers, one long stream); otherwise
+// one matmul() each. Each output has exactly the bits matmul() gives it. `scratch` as for any
+// one of the matrices.
+void matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_t n_tokens,
+                 std::span<float* const> ys, ThreadPool& pool, void* scratch = nullptr,
+                 MatmulMode mode = MatmulMode::kAuto);
 
 // Reference: dequantize each row and accumulate in double (tests only; slow).
 void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y);

@@ -171,9 +171,11 @@ void ContextState::run_chunk(const Batch& b, int32_t begin, int32_t n, float* lo
     for (int32_t i = 0; i < n; ++i) {
       rms_norm(x.data() + i * E, L.attn_norm, h.data() + i * E, E, c.rms_eps);
     }
-    mm(L.wq, h.data(), q.data());
-    mm(L.wk, h.data(), k.data());
-    mm(L.wv, h.data(), v.data());
+    {
+      const kernels::WeightMatrix* qkv[3] = {&L.wq, &L.wk, &L.wv};
+      float* outs[3] = {q.data(), k.data(), v.data()};
+      matmul_runs_many(qkv, h.data(), outs, runs, pool, scratch);
+    }
     for (int32_t i = 0; i < n; ++i) {
       float* qi = q.data() + i * qd;
       float* ki = k.data() + i * kvd;

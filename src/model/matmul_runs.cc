@@ -23,4 +23,22 @@ void matmul_runs(const kernels::WeightMatrix& w, const float* x, float* y,
   }
 }
 
+void matmul_runs_many(std::span<const kernels::WeightMatrix* const> ws, const float* x,
+                      std::span<float* const> ys, std::span<const TokenRun> runs,
+                      kernels::ThreadPool& pool, void* scratch) {
+  constexpr size_t kMax = 4;
+  if (ws.empty() || ws.size() > kMax || ys.size() != ws.size()) {
+    for (size_t i = 0; i < ws.size() && i < ys.size(); ++i)
+      matmul_runs(*ws[i], x, ys[i], runs, pool, scratch);
+    return;
+  }
+  const int64_t cols = ws[0]->cols;
+  float* run_ys[kMax];
+  for (const TokenRun& r : runs) {
+    for (size_t i = 0; i < ws.size(); ++i) run_ys[i] = ys[i] + r.begin * ws[i]->rows;
+    kernels::matmul_many(ws, x + r.begin * cols, r.count,
+                         std::span<float* const>(run_ys, ws.size()), pool, scratch, r.mode);
+  }
+}
+
 }  // namespace enclave::model::detail

@@ -35,4 +35,9 @@ std::vector<TokenRun> token_runs(const Batch& b, int64_t begin, int64_t n);
 void matmul_runs(const kernels::WeightMatrix& w, const float* x, float* y,
                  std::span<const TokenRun> runs, kernels::ThreadPool& pool, void* scratch);
 
+// ys[i][t] = ws[i] x[t] for matrices that share the input (kernels::matmul_many per run).
+void matmul_runs_many(std::span<const kernels::WeightMatrix* const> ws, const float* x,
+                      std::span<float* const> ys, std::span<const TokenRun> runs,
+                      kernels::ThreadPool& pool, void* scratch);
+
 }  // namespace enclave::model::detail

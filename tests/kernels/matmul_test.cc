@@ -175,6 +175,42 @@ TEST(Matmul, ScratchSize) {
   EXPECT_EQ(matmul_scratch_bytes(w, 3), 0u);
 }
 
+// matmul_many (one quantization, one pass over the rows of several matrices) gives each output
+// the bits of its own matmul, at every SIMD level the CPU has, for token counts that stream and
+// that do not, with row counts that are not multiples of the row tile; mixed types fall back.
+TEST(Matmul, ManyEqualsEachAlone) {
+  std::mt19937 rng(33);
+  ThreadPool pool(2);
+  for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kF16}) {
+    const int64_t cols = dtype_traits(t).block_elems == 256 ? 512 : 96;
+    const Matrix m0 = random_matrix(t, 37, cols, rng);
+    const Matrix m1 = random_matrix(t, 8, cols, rng);
+    const Matrix m2 = random_matrix(t, 13, cols, rng);
+    const Matrix mixed =
+        random_matrix(t == DType::kQ8_0 ? DType::kQ4_0 : DType::kQ8_0, 5, cols, rng);
+    for (int64_t n_tokens : {1, 3, 4, 6}) {
+      const auto x = random_x(n_tokens * cols, rng);
+      for (bool with_mixed : {false, true}) {
+        std::vector<const WeightMatrix*> ws = {&m0.w, &m1.w, &m2.w};
+        if (with_mixed) ws.push_back(&mixed.w);
+        std::vector<std::vector<float>> alone(ws.size()), together(ws.size());
+        std::vector<float*> ys;
+        for (size_t i = 0; i < ws.size(); ++i) {
+          alone[i].assign(static_cast<size_t>(n_tokens * ws[i]->rows), 0.0f);
+          together[i].assign(alone[i].size(), -7.0f);
+          matmul(*ws[i], x.data(), n_tokens, alone[i].data(), pool, nullptr, MatmulMode::kDecode);
+          ys.push_back(together[i].data());
+        }
+        matmul_many(ws, x.data(), n_tokens, ys, pool, nullptr, MatmulMode::kDecode);
+        for (size_t i = 0; i < ws.size(); ++i) {
+          ASSERT_EQ(alone[i], together[i]) << dtype_name(t) << " n_tokens=" << n_tokens
+                                           << " matrix " << i << " mixed=" << with_mixed;
+        }
+      }
+    }
+  }
+}
+
 // The AVX512-VBMI build of the row-block kernels (byte permutes) against the plain AVX-512 build
 // (word permutes): the same bits for every type, tile shape (1..4 rows x 1..4 tokens) and row tail.
 TEST(Matmul, VbmiKernelsEqualWordPermuteKernels) {
