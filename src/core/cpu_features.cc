@@ -49,6 +49,7 @@ CpuFeatures detect() {
     f.avx512vl = (b >> 31) & 1;
     f.avx512vnni = (c >> 11) & 1;
     f.avx512vbmi = (c >> 1) & 1;
+    f.gfni = (c >> 8) & 1;
   }
   unsigned a1, b1, c1, d1;
   __cpuid_count(7, 1, a1, b1, c1, d1);
@@ -67,6 +68,7 @@ CpuFeatures detect() {
       check_amx = false;
     } else if (std::strcmp(cap, "avx2") == 0) {
       f.avx512f = f.avx512bw = f.avx512vl = f.avx512vnni = f.avx512vbmi = f.avx512bf16 = false;
+      f.gfni = false;
       check_amx = false;
     } else if (std::strcmp(cap, "avx512") == 0) {
       check_amx = false;
@@ -91,6 +93,7 @@ std::string cpu_features_summary() {
     s = "avx512";
     if (f.avx512vnni) s += "+vnni";
     if (f.avx512vbmi) s += "+vbmi";
+    if (f.gfni) s += "+gfni";
     if (f.avx512bf16) s += "+bf16";
     if (f.amx_tile && f.amx_int8) s += "+amx";
   } else if (f.avx2 && f.fma) {

@@ -14,6 +14,7 @@ struct CpuFeatures {
   bool avx512vl = false;
   bool avx512vnni = false;
   bool avx512vbmi = false;  // byte permutes (vpermb / vpermt2b)
+  bool gfni = false;        // Galois-field affine byte transforms (here: nibble unpacking)
   bool avx512bf16 = false;
   bool avxvnni = false;
   // AMX tiles with int8 dot products: CPUID says so, the OS saves the tile state (XCR0 bits

@@ -38,16 +38,18 @@ struct GemmKernel {
 };
 const GemmKernel* avx512_gemm(DType weight_type);
 VecDotFn avx512_gemm_dot(DType weight_type);
-// The same kernels built with AVX512-VBMI (byte permutes; fewer uops, identical results).
+// The same kernels built with AVX512-VBMI and GFNI (byte permutes, one-op nibble unpacking;
+// fewer uops, identical results).
 const GemmKernel* avx512_gemm_vbmi(DType weight_type);
 VecDotFn avx512_gemm_dot_vbmi(DType weight_type);
 // The variant for this CPU.
 inline const GemmKernel* avx512_gemm_best(DType weight_type) {
-  return cpu_features().avx512vbmi ? avx512_gemm_vbmi(weight_type) : avx512_gemm(weight_type);
+  return cpu_features().avx512vbmi && cpu_features().gfni ? avx512_gemm_vbmi(weight_type)
+                                                          : avx512_gemm(weight_type);
 }
 inline VecDotFn avx512_gemm_dot_best(DType weight_type) {
-  return cpu_features().avx512vbmi ? avx512_gemm_dot_vbmi(weight_type)
-                                   : avx512_gemm_dot(weight_type);
+  return cpu_features().avx512vbmi && cpu_features().gfni ? avx512_gemm_dot_vbmi(weight_type)
+                                                          : avx512_gemm_dot(weight_type);
 }
 constexpr int kGemmMaxRows = 4;
 constexpr int kGemmMaxTok = 4;

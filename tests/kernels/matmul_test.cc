@@ -215,8 +215,8 @@ TEST(Matmul, ManyEqualsEachAlone) {
 // (word permutes): the same bits for every type, tile shape (1..4 rows x 1..4 tokens) and row tail.
 TEST(Matmul, VbmiKernelsEqualWordPermuteKernels) {
   const CpuFeatures& f = cpu_features();
-  if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx512vbmi)) {
-    GTEST_SKIP() << "needs AVX-512 VNNI + VBMI (this CPU: " << cpu_features_summary() << ")";
+  if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx512vbmi && f.gfni)) {
+    GTEST_SKIP() << "needs AVX-512 VNNI + VBMI + GFNI (this CPU: " << cpu_features_summary() << ")";
   }
   std::mt19937 rng(21);
   for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
