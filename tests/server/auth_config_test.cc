@@ -130,6 +130,10 @@ keys:
   EXPECT_EQ(c.audit_fsync, "always");  // default: durable before the answer
   ASSERT_TRUE(load_config_text("audit_fsync: batch\n", c).is_ok());
   EXPECT_EQ(c.audit_fsync, "batch");
+  EXPECT_FALSE(c.mmap);  // default: weights copied into huge-page memory
+  ASSERT_TRUE(load_config_text("mmap: true\n", c).is_ok());
+  EXPECT_TRUE(c.mmap);
+  EXPECT_FALSE(load_config_text("mmap: sometimes\n", c).is_ok());
 }
 
 TEST(Config, Errors) {
