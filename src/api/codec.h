@@ -27,6 +27,25 @@ bool is_valid_utf8(std::string_view text);
 
 // ---- responses ----
 
+// Log-probability of one token, for the logprobs of both endpoints. `bytes` are the token's raw
+// bytes: a token can hold part of a UTF-8 character, so writers show `token` as the lossy text
+// (U+FFFD for incomplete or invalid sequences) and the exact bytes as a number array.
+struct TokenAlternative {
+  std::string bytes;
+  float logprob = 0.0f;
+};
+struct TokenLogprob {
+  std::string bytes;
+  float logprob = 0.0f;
+  std::vector<TokenAlternative> top;  // most likely first
+};
+
+// `bytes` as text: valid UTF-8 is kept, each maximal invalid or truncated subsequence becomes one
+// U+FFFD (what Python's decode(errors="replace") gives).
+std::string lossy_utf8(std::string_view bytes);
+// Characters (code points) that start in `bytes`: the completions `text_offset` unit.
+int64_t count_utf8_starts(std::string_view bytes);
+
 // finish_reason as the OpenAI API spells it: "stop", "length"; empty -> null.
 struct ChatResult {
   std::string content;
@@ -34,6 +53,8 @@ struct ChatResult {
   bool reasoning = false;
   std::string finish_reason;
   Usage usage;
+  // Requested logprobs: {"content": [...]} with one entry per generated token, in order; else null.
+  std::optional<std::vector<TokenLogprob>> logprobs;
 };
 std::string write_chat_completion(const ResponseMeta& meta, const ChatResult& result);
 
@@ -43,19 +64,31 @@ struct ChatDelta {
   std::optional<std::string> content;
   std::optional<std::string> reasoning_content;
   std::string finish_reason;
+  // Entries of the tokens whose text this chunk carries ({"content": [...]}); unset -> null.
+  std::optional<std::vector<TokenLogprob>> logprobs;
 };
 std::string write_chat_chunk(const ResponseMeta& meta, const ChatDelta& delta);
 // The usage-only chunk of stream_options.include_usage: "choices": [] and "usage".
 std::string write_chat_usage_chunk(const ResponseMeta& meta, const Usage& usage);
 
+// Completions logprobs (OpenAI legacy shape): {"tokens", "token_logprobs", "top_logprobs" (one
+// {token: logprob} object per token), "text_offset"}. Offsets count characters of the completion
+// text from `first_text_offset` (the characters earlier chunks of a stream carried).
+struct TextLogprobs {
+  std::vector<TokenLogprob> tokens;
+  int64_t first_text_offset = 0;
+};
+
 struct TextResult {
   std::string text;
   std::string finish_reason;
   Usage usage;
+  std::optional<TextLogprobs> logprobs;  // unset -> null
 };
 std::string write_text_completion(const ResponseMeta& meta, const TextResult& result);
 std::string write_text_chunk(const ResponseMeta& meta, std::string_view text,
-                             std::string_view finish_reason);
+                             std::string_view finish_reason,
+                             const TextLogprobs* logprobs = nullptr);
 std::string write_text_usage_chunk(const ResponseMeta& meta, const Usage& usage);
 
 std::string write_models(const std::vector<ModelCard>& models);

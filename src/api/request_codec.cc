@@ -359,9 +359,41 @@ Status reject_unsupported(const Checker& ck, const json::object& o) {
     return ck.fail("tools", "Tool calling is not supported yet; omit 'tools'.",
                    ErrorCode::kUnsupported);
   }
-  if (const json::value* v = o.if_contains("logprobs"); v && v->is_bool() && v->as_bool()) {
-    return ck.fail("logprobs", "'logprobs' is not supported yet.", ErrorCode::kUnsupported);
+  return Status::ok();
+}
+
+// Chat: `logprobs` (bool) and `top_logprobs` (0..20, only together with logprobs: true, as the
+// OpenAI API requires).
+Status read_chat_logprobs(const Checker& ck, const json::object& o, bool& logprobs,
+                          int32_t& top_logprobs) {
+  if (const json::value* v = o.if_contains("logprobs"); v && !v->is_null()) {
+    ENCLAVE_ASSIGN_OR_RETURN(logprobs, get_bool(ck, "logprobs", *v));
   }
+  if (const json::value* v = o.if_contains("top_logprobs"); v && !v->is_null()) {
+    ENCLAVE_ASSIGN_OR_RETURN(int64_t n, get_int(ck, "top_logprobs", *v, 0, kMaxChatTopLogprobs));
+    if (!logprobs) {
+      return ck.fail("top_logprobs",
+                     "'top_logprobs' requires 'logprobs': true; set logprobs to true or omit "
+                     "top_logprobs.");
+    }
+    top_logprobs = static_cast<int32_t>(n);
+  }
+  return Status::ok();
+}
+
+// Completions: `logprobs: N` (integer 0..5; null or false = off).
+Status read_completion_logprobs(const Checker& ck, const json::object& o,
+                                std::optional<int32_t>& logprobs) {
+  const json::value* v = o.if_contains("logprobs");
+  if (!v || v->is_null() || (v->is_bool() && !v->as_bool())) return Status::ok();
+  if (v->is_bool()) {
+    return ck.fail("logprobs",
+                   "'logprobs' of /v1/completions is the number of alternatives per "
+                   "token: an integer between 0 and " +
+                       std::to_string(kMaxCompletionLogprobs) + ", not true.");
+  }
+  ENCLAVE_ASSIGN_OR_RETURN(int64_t n, get_int(ck, "logprobs", *v, 0, kMaxCompletionLogprobs));
+  logprobs = static_cast<int32_t>(n);
   return Status::ok();
 }
 
@@ -383,6 +415,7 @@ Result<ChatRequest> parse_chat_request(std::string_view body, const ParseLimits&
   ENCLAVE_TRY_STATUS(read_stream(ck, o, r.stream, r.include_usage));
   ENCLAVE_TRY_STATUS(read_n(ck, o));
   ENCLAVE_TRY_STATUS(reject_unsupported(ck, o));
+  ENCLAVE_TRY_STATUS(read_chat_logprobs(ck, o, r.logprobs, r.top_logprobs));
   return r;
 }
 
@@ -444,9 +477,7 @@ Result<CompletionRequest> parse_completion_request(std::string_view body, const 
     return ck.fail("suffix", "'suffix' (fill-in-the-middle) is not supported yet.",
                    ErrorCode::kUnsupported);
   }
-  if (const json::value* v = o.if_contains("logprobs"); v && !v->is_null() && !v->is_bool()) {
-    return ck.fail("logprobs", "'logprobs' is not supported yet.", ErrorCode::kUnsupported);
-  }
+  ENCLAVE_TRY_STATUS(read_completion_logprobs(ck, o, r.logprobs));
   return r;
 }
 

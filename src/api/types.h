@@ -38,7 +38,14 @@ struct ChatRequest {
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  bool logprobs = false;       // choices[].logprobs.content per generated token
+  int32_t top_logprobs = 0;    // [0, kMaxChatTopLogprobs]; only with logprobs
 };
+
+// Most alternatives per token: chat `top_logprobs` (OpenAI: 20) and completions `logprobs`
+// (OpenAI legacy: 5).
+inline constexpr int32_t kMaxChatTopLogprobs = 20;
+inline constexpr int32_t kMaxCompletionLogprobs = 5;
 
 struct CompletionRequest {
   std::string model;
@@ -50,6 +57,8 @@ struct CompletionRequest {
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;
+  // `logprobs: N` (OpenAI legacy): unset = off, N in [0, kMaxCompletionLogprobs] alternatives.
+  std::optional<int32_t> logprobs;
 };
 
 enum class EmbeddingEncoding { kFloat, kBase64 };

@@ -1,12 +1,14 @@
 // `enclave keys init|rotate|api-create|api-list|api-revoke`: the key store in <data-dir>/keys and
 // API keys. Passphrases come from ENCLAVE_PASSPHRASE (ENCLAVE_NEW_PASSPHRASE for rotation) or a
-// terminal prompt, never from argv. Opening an existing store resolves the master key as serve
-// does (data_protection_access.h), so serve's generated keys/master.key is found.
+// terminal prompt, never from argv. Every subcommand, init included, resolves the master key as
+// serve does (data_protection_access.h), so serve's generated or an operator-provisioned
+// <data-dir>/keys/master.key is found.
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <system_error>
 
 #include "audit/audit_log.h"
 #include "cli/commands.h"
@@ -27,10 +29,26 @@ struct KeysArgs {
   std::string tenant;
 };
 
+// The master key of a new key store, in the order serve and the other subcommands resolve it
+// (resolve_master_key): the environment, then an existing <data-dir>/keys/master.key (provisioned
+// ahead, or left by serve), so that serve later opens the store that init creates; only without
+// both a new passphrase, typed twice.
+Result<MasterKey> init_master_key(const std::string& data_dir) {
+  Result<crypto::MasterKeySource> env = crypto::MasterKeySource::from_environment();
+  std::error_code ec;
+  const bool configured = env.has_value() || env.error().code != ErrorCode::kNotFound ||
+                          fs::exists(default_master_key_file(data_dir), ec);
+  if (configured) return resolve_master_key(data_dir, MissingMasterKey::kPromptPassphrase);
+  MasterKey key;
+  ENCLAVE_ASSIGN_OR_RETURN(key.source, crypto::master_key_source_interactive(/*confirm=*/true));
+  return key;
+}
+
 int run_init(const KeysArgs& a) {
   fs::path dir = fs::path(a.data_dir) / "keys";
-  auto source = crypto::master_key_source_interactive(/*confirm=*/true);
-  if (!source) return fail(source.error());
+  auto master = init_master_key(a.data_dir);
+  if (!master) return fail(master.error());
+  const crypto::MasterKeySource* source = &master->source;
   auto kind = crypto::parse_kdf_name(a.kdf);
   if (!kind) return fail(kind.error());
   auto kdf = crypto::KdfParams::defaults(*kind);
@@ -48,6 +66,9 @@ int run_init(const KeysArgs& a) {
   if (!seq) return fail(seq.error());
   std::printf("key store created in %s (master key %s, %s)\n", dir.c_str(),
               (*ks)->master_fingerprint().c_str(), raw ? "raw key" : crypto::kdf_name(kdf->kind));
+  if (!master->key_file.empty()) {
+    std::printf("master key read from %s\n", master->key_file.c_str());
+  }
   return 0;
 }
 
@@ -134,8 +155,9 @@ void register_keys(CLI::App& app, int& exit_code) {
 
   auto* init = keys->add_subcommand(
       "init",
-      "Create the key store (passphrase from ENCLAVE_PASSPHRASE or a prompt; raw key "
-      "from ENCLAVE_MASTER_KEY / ENCLAVE_MASTER_KEY_FILE)");
+      "Create the key store. Master key: ENCLAVE_MASTER_KEY (hex), ENCLAVE_MASTER_KEY_FILE or "
+      "ENCLAVE_PASSPHRASE; without them <data-dir>/keys/master.key when it exists; else a new "
+      "passphrase, typed twice on the terminal");
   init->add_option("--data-dir", args->data_dir, "Data directory")->capture_default_str();
   init->add_option("--kdf", args->kdf, "argon2id (default) or pbkdf2 (FIPS-friendly)")
       ->check(CLI::IsMember({"argon2id", "pbkdf2"}))

@@ -108,6 +108,10 @@ std::string build_upstream_body(const api::ChatRequest& r, const BackendConfig& 
   }
   o["messages"] = std::move(msgs);
   add_common_fields(o, r, b);
+  if (r.logprobs) {
+    o["logprobs"] = true;
+    if (r.top_logprobs > 0) o["top_logprobs"] = r.top_logprobs;
+  }
   return json::serialize(o);
 }
 
@@ -116,6 +120,7 @@ std::string build_upstream_body(const api::CompletionRequest& r, const BackendCo
   o["model"] = upstream_model(b, r.model);
   o["prompt"] = r.prompt;
   add_common_fields(o, r, b);
+  if (r.logprobs) o["logprobs"] = *r.logprobs;
   return json::serialize(o);
 }
 
@@ -141,6 +146,13 @@ void restore_member(json::object& o, const char* key, Restorer& r, bool& had_tex
   std::string_view s = v->as_string();
   if (!s.empty()) had_text = true;
   *v = json::string(r.push(s));
+}
+
+// Redacted answers carry no logprobs: their tokens hold placeholders cut at token boundaries that
+// the restorer cannot map back consistently, so nothing of them reaches the client (the egress
+// request does not ask for them either; a backend that sends them anyway is overridden).
+void withhold_logprobs(json::object& choice) {
+  if (json::value* lp = choice.if_contains("logprobs"); lp && !lp->is_null()) *lp = nullptr;
 }
 
 // A basic_parser handler that accepts every event: a syntax check that builds nothing.
@@ -462,10 +474,12 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
     }
     json::object& o = v.as_object();
     bool had_text = false;
+    const bool restore = redact && current->egress();
     if (json::value* ch = o.if_contains("choices"); ch && ch->is_array()) {
       for (json::value& c : ch->as_array()) {
         if (!c.is_object()) continue;
         json::object& co = c.as_object();
+        if (restore) withhold_logprobs(co);
         if (completion) {  // text completions carry the text in the choice itself
           restore_member(co, "text", *content_r, had_text);
           json::value* fin = co.if_contains("finish_reason");
@@ -509,6 +523,7 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
     if (restore && ch && ch->is_array()) {
       for (json::value& c : ch->as_array()) {
         if (!c.is_object()) continue;
+        withhold_logprobs(c.as_object());
         json::object* holder = &c.as_object();
         if (!completion) {
           json::value* m = c.as_object().if_contains("message");
@@ -803,11 +818,15 @@ void Gateway::RemoteJob::route(Gateway& gw, server::RequestContext& ctx, const E
   if (redact) {
     job->redactor = std::make_unique<Redactor>();
     Request* copy;
+    // Egress backends are not asked for logprobs of redacted requests (see withhold_logprobs).
     if constexpr (kCompletion) {
       job->redacted_c = job->original_c;
+      job->redacted_c.logprobs.reset();
       copy = &job->redacted_c;
     } else {
       job->redacted = job->original;
+      job->redacted.logprobs = false;
+      job->redacted.top_logprobs = 0;
       copy = &job->redacted;
     }
     size_t k = 0;

@@ -48,6 +48,9 @@ class Backend {
   // Plain text -> tokens (BOS per the model's default).
   virtual Result<std::vector<int32_t>> tokenize(std::string_view text) = 0;
   virtual std::unique_ptr<ReasoningSplitter> make_splitter(bool starts_in_reasoning) = 0;
+  // Raw bytes of one token (may be part of a UTF-8 character): the text of logprobs entries.
+  // Safe from any thread (the engine thread calls it while streaming).
+  virtual std::string token_bytes(int32_t token) const = 0;
 
   // See engine::Engine::submit / cancel / embed.
   virtual Result<uint64_t> submit(engine::GenerationRequest request,

@@ -77,6 +77,10 @@ std::unique_ptr<ReasoningSplitter> EngineBackend::make_splitter(bool starts_in_r
   return std::make_unique<ParserSplitter>(starts_in_reasoning);
 }
 
+std::string EngineBackend::token_bytes(int32_t token) const {
+  return engine_->tokenizer().token_to_piece(token);
+}
+
 Result<uint64_t> EngineBackend::submit(engine::GenerationRequest request,
                                        engine::TokenCallback on_event) {
   return engine_->submit(std::move(request), std::move(on_event));

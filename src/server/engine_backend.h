@@ -25,6 +25,7 @@ class EngineBackend : public Backend {
   Result<PreparedPrompt> prepare_chat(const std::vector<api::ChatMessage>& messages) override;
   Result<std::vector<int32_t>> tokenize(std::string_view text) override;
   std::unique_ptr<ReasoningSplitter> make_splitter(bool starts_in_reasoning) override;
+  std::string token_bytes(int32_t token) const override;
   Result<uint64_t> submit(engine::GenerationRequest request,
                           engine::TokenCallback on_event) override;
   void cancel(uint64_t request_id) override { engine_->cancel(request_id); }

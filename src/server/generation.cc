@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <utility>
 
 #include "api/codec.h"
 #include "server/sse.h"
@@ -41,6 +42,9 @@ const char* finish_name(engine::FinishReason r) {
   return r == engine::FinishReason::kLength ? "length" : "stop";
 }
 
+// Which logprobs shape a job writes.
+enum class LogprobsMode { kNone, kChat, kText };
+
 // One in-flight generation. Engine events arrive on the engine thread, one at a time.
 class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
  public:
@@ -56,6 +60,10 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
     meta_.created = unix_now();
     meta_.model = std::move(model);
   }
+
+  // Chat: entries carry exactly the engine's top alternatives. Text (legacy): the sampled token
+  // joins its alternatives when it is not among them ("up to logprobs + 1", as OpenAI documents).
+  void set_logprobs(LogprobsMode mode) { logprobs_mode_ = mode; }
 
   void set_reasoning(bool reasoning, bool starts_in_reasoning) {
     reasoning_ = reasoning;
@@ -117,11 +125,45 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
               std::chrono::duration<double>(now - last_token_time_).count());
         }
         last_token_time_ = now;
+        if (logprobs_mode_ != LogprobsMode::kNone) pending_logprobs_.push_back(logprob_entry(e));
       }
       if (!e.text.empty()) emit_text(e.text);
       return;
     }
     finish(e);
+  }
+
+  api::TokenLogprob logprob_entry(const engine::TokenEvent& e) const {
+    api::TokenLogprob t;
+    t.bytes = backend_->token_bytes(e.token);
+    t.logprob = e.logprob;
+    t.top.reserve(e.top_logprobs.size() + 1);
+    bool sampled_listed = false;
+    for (const engine::TokenLogprob& a : e.top_logprobs) {
+      sampled_listed = sampled_listed || a.token == e.token;
+      t.top.push_back({backend_->token_bytes(a.token), a.logprob});
+    }
+    if (logprobs_mode_ == LogprobsMode::kText && !sampled_listed) {
+      t.top.push_back({t.bytes, e.logprob});
+    }
+    return t;
+  }
+
+  // Logprob entries of the tokens whose text the next chunk carries. Entries wait here while the
+  // engine (incomplete UTF-8, stop-string prefixes) or the reasoning splitter (partial tags) hold
+  // their text back, and go out with the first chunk that carries text after them; the finish
+  // chunk takes the rest (tokens whose text is never shown, e.g. a stop string's).
+  std::optional<std::vector<api::TokenLogprob>> take_chat_logprobs() {
+    if (logprobs_mode_ == LogprobsMode::kNone) return std::nullopt;
+    return std::exchange(pending_logprobs_, {});
+  }
+
+  api::TextLogprobs take_text_logprobs() {
+    api::TextLogprobs lp;
+    lp.tokens = std::exchange(pending_logprobs_, {});
+    lp.first_text_offset = text_offset_;
+    for (const api::TokenLogprob& t : lp.tokens) text_offset_ += api::count_utf8_starts(t.bytes);
+    return lp;
   }
 
   void emit_text(std::string_view text) {
@@ -144,19 +186,30 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
       if (!d.reasoning.empty()) {
         api::ChatDelta delta;
         delta.reasoning_content = d.reasoning;
+        delta.logprobs = take_chat_logprobs();
         ex_->send(sse_data(api::write_chat_chunk(meta_, delta)));
       }
       if (!d.content.empty()) {
         api::ChatDelta delta;
         delta.content = d.content;
+        delta.logprobs = take_chat_logprobs();
         ex_->send(sse_data(api::write_chat_chunk(meta_, delta)));
       }
     } else if (!d.content.empty()) {
-      ex_->send(sse_data(api::write_text_chunk(meta_, d.content, {})));
+      if (logprobs_mode_ == LogprobsMode::kNone) {
+        ex_->send(sse_data(api::write_text_chunk(meta_, d.content, {})));
+      } else {
+        api::TextLogprobs lp = take_text_logprobs();
+        ex_->send(sse_data(api::write_text_chunk(meta_, d.content, {}, &lp)));
+      }
     }
   }
 
   void finish(const engine::TokenEvent& e) {
+    // The final event carries what the engine still held (stop-string prefix, incomplete UTF-8).
+    const bool completed = e.finish_reason == engine::FinishReason::kStop ||
+                           e.finish_reason == engine::FinishReason::kLength;
+    if (completed && !e.text.empty()) emit_text(e.text);
     if (splitter_) emit_delta(splitter_->flush());
     api::Usage usage;
     usage.prompt_tokens = prompt_tokens_;
@@ -205,12 +258,14 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
         r.reasoning = reasoning_;
         r.finish_reason = finish;
         r.usage = usage;
+        r.logprobs = take_chat_logprobs();
         respond_json(ex_, 200, api::write_chat_completion(meta_, r));
       } else {
         api::TextResult r;
         r.text = std::move(content_);
         r.finish_reason = finish;
         r.usage = usage;
+        if (logprobs_mode_ != LogprobsMode::kNone) r.logprobs = take_text_logprobs();
         respond_json(ex_, 200, api::write_text_completion(meta_, r));
       }
       return;
@@ -218,10 +273,16 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
     if (chat_) {
       api::ChatDelta last;
       last.finish_reason = finish;
+      if (!pending_logprobs_.empty()) last.logprobs = take_chat_logprobs();
       ex_->send(sse_data(api::write_chat_chunk(meta_, last)));
       if (include_usage_) ex_->send(sse_data(api::write_chat_usage_chunk(meta_, usage)));
     } else {
-      ex_->send(sse_data(api::write_text_chunk(meta_, "", finish)));
+      if (pending_logprobs_.empty()) {
+        ex_->send(sse_data(api::write_text_chunk(meta_, "", finish)));
+      } else {
+        api::TextLogprobs lp = take_text_logprobs();
+        ex_->send(sse_data(api::write_text_chunk(meta_, "", finish, &lp)));
+      }
       if (include_usage_) ex_->send(sse_data(api::write_text_usage_chunk(meta_, usage)));
     }
     ex_->send(sse_done());
@@ -242,6 +303,9 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   std::unique_ptr<ReasoningSplitter> splitter_;
   std::string content_;
   std::string reasoning_text_;
+  LogprobsMode logprobs_mode_ = LogprobsMode::kNone;
+  std::vector<api::TokenLogprob> pending_logprobs_;  // not yet sent (all of them when !stream_)
+  int64_t text_offset_ = 0;                          // characters of the sent text entries
   int32_t prompt_tokens_ = 0;
   Clock::time_point submit_time_;
   Clock::time_point last_token_time_;
@@ -326,8 +390,11 @@ void handle_chat(Services& services, const ExchangePtr& ex) {
   Status st = build_engine_request(**backend, r.sampling, r.max_tokens, std::move(r.stop),
                                    std::move(prompt->tokens), greq, &param);
   if (!st) return respond_error(ex, api::map_error(st.error(), param));
+  greq.logprobs = r.logprobs;
+  greq.top_logprobs = r.logprobs ? r.top_logprobs : 0;
   auto job = std::make_shared<GenerationJob>(ex, *backend, services, true, r.stream,
                                              r.include_usage, r.model);
+  job->set_logprobs(r.logprobs ? LogprobsMode::kChat : LogprobsMode::kNone);
   job->set_reasoning(prompt->reasoning, prompt->starts_in_reasoning);
   job->start(std::move(greq));
 }
@@ -370,8 +437,11 @@ void handle_completion(Services& services, const ExchangePtr& ex) {
     if (param == "messages") param = "prompt";
     return respond_error(ex, api::map_error(st.error(), param));
   }
+  greq.logprobs = r.logprobs.has_value();
+  greq.top_logprobs = r.logprobs.value_or(0);
   auto job = std::make_shared<GenerationJob>(ex, *backend, services, false, r.stream,
                                              r.include_usage, r.model);
+  job->set_logprobs(r.logprobs ? LogprobsMode::kText : LogprobsMode::kNone);
   job->start(std::move(greq));
 }
 

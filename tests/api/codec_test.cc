@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <limits>
 
 namespace enclave::api {
 namespace {
@@ -116,7 +117,72 @@ TEST(ParseChat, FieldErrorsNameTheParam) {
                     ErrorCode::kUnsupported);
   expect_chat_error(chat_with(R"(,"tools":[{"type":"function"}])"), "tools",
                     ErrorCode::kUnsupported);
-  expect_chat_error(chat_with(R"(,"logprobs":true)"), "logprobs", ErrorCode::kUnsupported);
+  expect_chat_error(chat_with(R"(,"logprobs":"yes")"), "logprobs");
+  expect_chat_error(chat_with(R"(,"top_logprobs":2)"), "top_logprobs");
+  expect_chat_error(chat_with(R"(,"logprobs":false,"top_logprobs":0)"), "top_logprobs");
+  expect_chat_error(chat_with(R"(,"logprobs":true,"top_logprobs":21)"), "top_logprobs");
+  expect_chat_error(chat_with(R"(,"logprobs":true,"top_logprobs":-1)"), "top_logprobs");
+  expect_chat_error(chat_with(R"(,"logprobs":true,"top_logprobs":1.5)"), "top_logprobs");
+}
+
+TEST(ParseChat, Logprobs) {
+  Result<ChatRequest> off = parse_chat_request(chat_with(""), kLimits);
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_FALSE(off->logprobs);
+  EXPECT_EQ(off->top_logprobs, 0);
+  Result<ChatRequest> bare = parse_chat_request(chat_with(R"(,"logprobs":true)"), kLimits);
+  ASSERT_TRUE(bare) << bare.error().message;
+  EXPECT_TRUE(bare->logprobs);
+  EXPECT_EQ(bare->top_logprobs, 0);
+  Result<ChatRequest> top =
+      parse_chat_request(chat_with(R"(,"logprobs":true,"top_logprobs":20)"), kLimits);
+  ASSERT_TRUE(top) << top.error().message;
+  EXPECT_EQ(top->top_logprobs, kMaxChatTopLogprobs);
+  Result<ChatRequest> nulls =
+      parse_chat_request(chat_with(R"(,"logprobs":null,"top_logprobs":null)"), kLimits);
+  ASSERT_TRUE(nulls) << nulls.error().message;
+  EXPECT_FALSE(nulls->logprobs);
+}
+
+TEST(ParseCompletion, Logprobs) {
+  auto parse = [](const std::string& extra, std::string* param = nullptr) {
+    return parse_completion_request(R"({"model":"m","prompt":"p")" + extra + "}", kLimits, param);
+  };
+  Result<CompletionRequest> off = parse("");
+  ASSERT_TRUE(off);
+  EXPECT_FALSE(off->logprobs.has_value());
+  EXPECT_FALSE(parse(R"(,"logprobs":null)")->logprobs.has_value());
+  EXPECT_FALSE(parse(R"(,"logprobs":false)")->logprobs.has_value());
+  Result<CompletionRequest> zero = parse(R"(,"logprobs":0)");
+  ASSERT_TRUE(zero);
+  EXPECT_EQ(zero->logprobs, 0);
+  EXPECT_EQ(parse(R"(,"logprobs":5)")->logprobs, kMaxCompletionLogprobs);
+  for (const char* bad : {R"(,"logprobs":6)", R"(,"logprobs":-1)", R"(,"logprobs":true)",
+                          R"(,"logprobs":"2")", R"(,"logprobs":1.5)"}) {
+    std::string param;
+    Result<CompletionRequest> r = parse(bad, &param);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << bad;
+    EXPECT_EQ(param, "logprobs") << bad;
+  }
+}
+
+TEST(Utf8, LossyAndCharacterStarts) {
+  EXPECT_EQ(lossy_utf8("abc"), "abc");
+  EXPECT_EQ(lossy_utf8("\xE2\x82\xAC"), "\xE2\x82\xAC");
+  // A truncated sequence is one replacement character, each stray byte one.
+  EXPECT_EQ(lossy_utf8("\xE2\x82"), "\xEF\xBF\xBD");
+  EXPECT_EQ(lossy_utf8("\xAC"), "\xEF\xBF\xBD");
+  EXPECT_EQ(lossy_utf8("\xAC\xAC"), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(lossy_utf8("a\xE2\x82z"), "a\xEF\xBF\xBDz");
+  // Overlong and surrogate forms are invalid from their second byte.
+  EXPECT_EQ(lossy_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(lossy_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(lossy_utf8("\xF0\x9F\x98\x80"), "\xF0\x9F\x98\x80");
+  EXPECT_TRUE(is_valid_utf8(lossy_utf8("\xFF\xF4\x90\x80\x80\xE0\x80")));
+  EXPECT_EQ(count_utf8_starts("a\xE2\x82\xAC"), 2);
+  EXPECT_EQ(count_utf8_starts("\xE2\x82"), 1);
+  EXPECT_EQ(count_utf8_starts("\xAC"), 0);
 }
 
 TEST(ParseChat, MessageCountLimit) {
@@ -238,6 +304,91 @@ TEST(Writers, ChatCompletionAndChunks) {
   // Payloads must be single-line for SSE framing.
   EXPECT_EQ(write_chat_chunk(meta, ChatDelta{"", std::string("a\nb"), {}, ""}).find('\n'),
             std::string::npos);
+}
+
+std::vector<TokenLogprob> sample_logprobs() {
+  TokenLogprob a;
+  a.bytes = "Hi";
+  a.logprob = -0.25f;
+  a.top = {{"Hi", -0.25f}, {"\xE2\x82", -2.0f}};
+  TokenLogprob b;
+  b.bytes = "\xE2\x82";  // part of a character
+  b.logprob = -1.5f;
+  TokenLogprob c;
+  c.bytes = "\xAC!";
+  c.logprob = -std::numeric_limits<float>::infinity();
+  return {a, b, c};
+}
+
+TEST(Writers, ChatLogprobs) {
+  ResponseMeta meta{"chatcmpl-1", 1, "m"};
+  ChatResult r;
+  r.content = "Hi\xE2\x82\xAC!";
+  r.finish_reason = "stop";
+  EXPECT_TRUE(json::parse(write_chat_completion(meta, r))
+                  .at("choices")
+                  .as_array()[0]
+                  .at("logprobs")
+                  .is_null());
+  r.logprobs = sample_logprobs();
+  json::value v = json::parse(write_chat_completion(meta, r));
+  const json::array& content =
+      v.at("choices").as_array()[0].at("logprobs").at("content").as_array();
+  ASSERT_EQ(content.size(), 3u);
+  EXPECT_EQ(content[0].at("token").as_string(), "Hi");
+  EXPECT_DOUBLE_EQ(content[0].at("logprob").as_double(), -0.25);
+  EXPECT_EQ(content[0].at("bytes"), (json::array{72, 105}));
+  const json::array& top = content[0].at("top_logprobs").as_array();
+  ASSERT_EQ(top.size(), 2u);
+  EXPECT_EQ(top[1].at("token").as_string(), "\xEF\xBF\xBD");
+  EXPECT_EQ(top[1].at("bytes"), (json::array{0xE2, 0x82}));
+  EXPECT_DOUBLE_EQ(top[1].at("logprob").as_double(), -2.0);
+  EXPECT_TRUE(content[1].at("top_logprobs").as_array().empty());
+  EXPECT_EQ(content[2].at("token").as_string(), "\xEF\xBF\xBD!");
+  EXPECT_DOUBLE_EQ(content[2].at("logprob").as_double(), -9999.0);  // no -Infinity in JSON
+
+  ChatDelta d;
+  d.content = "Hi";
+  json::value none = json::parse(write_chat_chunk(meta, d));
+  EXPECT_TRUE(none.at("choices").as_array()[0].at("logprobs").is_null());
+  d.logprobs = std::vector<TokenLogprob>{sample_logprobs()[0]};
+  std::string chunk = write_chat_chunk(meta, d);
+  EXPECT_EQ(chunk.find('\n'), std::string::npos);
+  json::value c = json::parse(chunk);
+  EXPECT_EQ(c.at("choices").as_array()[0].at("logprobs").at("content").as_array().size(), 1u);
+  d.logprobs = std::vector<TokenLogprob>{};
+  json::value empty = json::parse(write_chat_chunk(meta, d));
+  EXPECT_TRUE(empty.at("choices").as_array()[0].at("logprobs").at("content").as_array().empty());
+}
+
+TEST(Writers, TextLogprobs) {
+  ResponseMeta meta{"cmpl-1", 1, "m"};
+  TextResult r;
+  r.text = "Hi\xE2\x82\xAC!";
+  r.finish_reason = "length";
+  EXPECT_TRUE(json::parse(write_text_completion(meta, r))
+                  .at("choices")
+                  .as_array()[0]
+                  .at("logprobs")
+                  .is_null());
+  r.logprobs = TextLogprobs{sample_logprobs(), 0};
+  json::value lp =
+      json::parse(write_text_completion(meta, r)).at("choices").as_array()[0].at("logprobs");
+  EXPECT_EQ(lp.at("tokens"), (json::array{"Hi", "\xEF\xBF\xBD", "\xEF\xBF\xBD!"}));
+  EXPECT_DOUBLE_EQ(lp.at("token_logprobs").as_array()[1].as_double(), -1.5);
+  EXPECT_EQ(lp.at("text_offset"), (json::array{0, 2, 3}));
+  const json::object& top0 = lp.at("top_logprobs").as_array()[0].as_object();
+  EXPECT_EQ(top0.size(), 2u);
+  EXPECT_DOUBLE_EQ(top0.at("Hi").as_double(), -0.25);
+  EXPECT_DOUBLE_EQ(top0.at("\xEF\xBF\xBD").as_double(), -2.0);
+  EXPECT_TRUE(lp.at("top_logprobs").as_array()[1].as_object().empty());
+
+  // A stream chunk starts at the characters earlier chunks carried.
+  TextLogprobs later{{sample_logprobs()[0]}, 7};
+  json::value c = json::parse(write_text_chunk(meta, "Hi", {}, &later));
+  EXPECT_EQ(c.at("choices").as_array()[0].at("logprobs").at("text_offset"), (json::array{7}));
+  json::value plain = json::parse(write_text_chunk(meta, "Hi", {}));
+  EXPECT_TRUE(plain.at("choices").as_array()[0].at("logprobs").is_null());
 }
 
 TEST(Writers, ModelsEmbeddingsBase64) {

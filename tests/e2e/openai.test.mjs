@@ -109,6 +109,115 @@ test('completions on stories260K: string prompt and token ids', async () => {
   assert.equal(text, r.choices[0].text);
 });
 
+// Checks one chat logprobs entry: shape, ranges, sorted alternatives, greedy sampled token among
+// them with the same logprob, probability mass of the alternatives at most 1.
+function checkChatEntry(e, topN, greedy) {
+  assert.equal(typeof e.token, 'string');
+  assert.ok(Array.isArray(e.bytes) && e.bytes.every((b) => Number.isInteger(b) && b >= 0 && b < 256));
+  assert.ok(e.logprob <= 0, `logprob ${e.logprob}`);
+  assert.equal(e.top_logprobs.length, topN);
+  let mass = 0;
+  for (let i = 0; i < e.top_logprobs.length; i++) {
+    const a = e.top_logprobs[i];
+    assert.ok(a.logprob <= 0);
+    if (i > 0) assert.ok(a.logprob <= e.top_logprobs[i - 1].logprob, 'top_logprobs not sorted');
+    assert.ok(Array.isArray(a.bytes));
+    mass += Math.exp(a.logprob);
+  }
+  assert.ok(mass <= 1 + 1e-4, `top mass ${mass}`);
+  if (greedy && topN > 0) {
+    const same = e.top_logprobs.find((a) => Buffer.from(a.bytes).equals(Buffer.from(e.bytes)) &&
+                                            a.logprob === e.logprob);
+    assert.ok(same, `sampled ${JSON.stringify(e.token)} not in top_logprobs with its logprob`);
+    assert.equal(e.logprob, e.top_logprobs[0].logprob, 'greedy token is not the most likely');
+  }
+}
+
+// Text without U+FFFD: the tiny model emits invalid UTF-8, which the server's decoder and node's
+// replace differently; the valid characters must match exactly.
+const validPart = (text) => text.replaceAll('\uFFFD', '');
+
+test('chat logprobs: not streamed and streamed agree, top 20 checked', async () => {
+  const req = { model, messages: hello, max_tokens: 12, temperature: 0, logprobs: true, top_logprobs: 20 };
+  const full = await client.chat.completions.create(req);
+  const content = full.choices[0].logprobs.content;
+  // End-of-generation tokens are counted in usage but have no text and no entry.
+  const n = full.usage.completion_tokens - (full.choices[0].finish_reason === 'stop' ? 1 : 0);
+  assert.equal(content.length, n);
+  for (const e of content) checkChatEntry(e, 20, true);
+  const bytes = Buffer.concat(content.map((e) => Buffer.from(e.bytes)));
+  assert.equal(validPart(bytes.toString('utf8')), validPart(full.choices[0].message.content));
+
+  const stream = await client.chat.completions.create({ ...req, stream: true });
+  const streamed = [];
+  let text = '';
+  for await (const chunk of stream) {
+    const c = chunk.choices[0];
+    if (!c) continue;
+    text += c.delta.content ?? '';
+    if (c.logprobs) streamed.push(...c.logprobs.content);
+    // Entries go out with (or before) their text.
+    const sent = Buffer.concat(streamed.map((e) => Buffer.from(e.bytes)));
+    assert.ok(sent.length >= Buffer.byteLength(validPart(text)), 'text arrived before its logprobs');
+  }
+  assert.equal(text, full.choices[0].message.content);
+  assert.equal(streamed.length, content.length);
+  for (let i = 0; i < streamed.length; i++) {
+    assert.deepEqual(streamed[i].bytes, content[i].bytes);
+    assert.ok(Math.abs(streamed[i].logprob - content[i].logprob) < 1e-5);
+    checkChatEntry(streamed[i], 20, true);
+  }
+
+  const plain = await client.chat.completions.create({ model, messages: hello, max_tokens: 2, temperature: 0 });
+  assert.equal(plain.choices[0].logprobs, null);
+  const bare = await client.chat.completions.create({ model, messages: hello, max_tokens: 3, temperature: 0, logprobs: true });
+  for (const e of bare.choices[0].logprobs.content) checkChatEntry(e, 0, true);
+  await assert.rejects(client.chat.completions.create({ model, messages: hello, top_logprobs: 2 }),
+                       (e) => e.status === 400 && e.param === 'top_logprobs');
+  await assert.rejects(client.chat.completions.create({ model, messages: hello, logprobs: true, top_logprobs: 21 }),
+                       (e) => e.status === 400 && e.param === 'top_logprobs');
+});
+
+test('completions logprobs on stories260K: legacy shape, streamed the same', async () => {
+  const c = new OpenAI({ apiKey: API_KEY, baseURL: textServer.base + '/v1', maxRetries: 0 });
+  const req = { model: 'stories260K', prompt: 'Once upon a time', max_tokens: 10, temperature: 0, logprobs: 5 };
+  const r = await c.completions.create(req);
+  const lp = r.choices[0].logprobs;
+  const n = lp.tokens.length;
+  assert.ok(n >= 1);
+  assert.equal(lp.token_logprobs.length, n);
+  assert.equal(lp.top_logprobs.length, n);
+  assert.equal(lp.text_offset.length, n);
+  assert.equal(lp.tokens.join(''), r.choices[0].text);
+  let offset = 0;
+  for (let i = 0; i < n; i++) {
+    assert.equal(lp.text_offset[i], offset);
+    offset += [...lp.tokens[i]].length;
+    assert.ok(lp.token_logprobs[i] <= 0);
+    const top = Object.entries(lp.top_logprobs[i]);
+    // The 5 most likely, plus the sampled token when it is not among them (greedy: it is).
+    assert.equal(top.length, 5);
+    assert.equal(lp.top_logprobs[i][lp.tokens[i]], lp.token_logprobs[i]);
+    assert.equal(Math.max(...top.map(([, v]) => v)), lp.token_logprobs[i]);
+    assert.ok(top.reduce((s, [, v]) => s + Math.exp(v), 0) <= 1 + 1e-4);
+  }
+  const s = await c.completions.create({ ...req, stream: true });
+  const tokens = [];
+  const offsets = [];
+  for await (const chunk of s) {
+    const l = chunk.choices[0]?.logprobs;
+    if (!l) continue;
+    tokens.push(...l.tokens);
+    offsets.push(...l.text_offset);
+  }
+  assert.deepEqual(tokens, lp.tokens);
+  assert.deepEqual(offsets, lp.text_offset);
+  const zero = await c.completions.create({ ...req, logprobs: 0, max_tokens: 3 });
+  for (const top of zero.choices[0].logprobs.top_logprobs) assert.equal(Object.keys(top).length, 1);
+  await assert.rejects(c.completions.create({ ...req, logprobs: 6 }),
+                       (e) => e.status === 400 && e.param === 'logprobs');
+});
+
 test('embeddings are L2-normalized, one per input (base64 and float)', async () => {
   const r = await client.embeddings.create({ model, input: ['hello world', 'goodbye'] });
   assert.equal(r.data.length, 2);

@@ -330,23 +330,53 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
                          {"prompt_cache_hit_tokens", 0},
                          {"prompt_cache_miss_tokens", 10}};
   const std::string id = "emu-" + std::to_string(chat_requests_.load());
+  // logprobs: true -> one entry per streamed piece of the answer (content only, as DeepSeek does),
+  // each with `top_logprobs` alternatives; the piece itself is the most likely at -0.125.
+  bool logprobs = options_.always_logprobs;
+  if (const json::value* lp = o.if_contains("logprobs"); lp && lp->is_bool() && lp->as_bool()) {
+    logprobs = true;
+  }
+  int64_t top_n = 0;
+  if (const json::value* t = o.if_contains("top_logprobs"); t && t->is_int64()) {
+    top_n = t->as_int64();
+  }
+  auto entry = [&](const std::string& piece) {
+    json::array bytes;
+    for (unsigned char c : piece) bytes.push_back(c);
+    json::array top;
+    for (int64_t i = 0; i < top_n; ++i) {
+      json::object alt{{"token", i == 0 ? piece : "alt" + std::to_string(i)},
+                       {"logprob", -0.125 - static_cast<double>(i)},
+                       {"bytes", i == 0 ? bytes : json::array{}}};
+      top.push_back(std::move(alt));
+    }
+    return json::object{
+        {"token", piece}, {"logprob", -0.125}, {"bytes", bytes}, {"top_logprobs", std::move(top)}};
+  };
+  auto logprobs_of = [&](const std::vector<std::string>& pieces) -> json::value {
+    if (!logprobs) return nullptr;
+    json::array content;
+    for (const std::string& p : pieces) content.push_back(entry(p));
+    return json::object{{"content", std::move(content)}};
+  };
   if (!stream) {
     json::object msg{{"role", "assistant"}, {"content", answer}};
     if (reasoner) msg["reasoning_content"] = reasoning;
-    json::object r{
-        {"id", id},
-        {"object", "chat.completion"},
-        {"created", 1700000000},
-        {"model", model_id},
-        {"system_fingerprint", "fp_emulator"},
-        {"choices",
-         json::array{json::object{
-             {"index", 0}, {"message", msg}, {"logprobs", nullptr}, {"finish_reason", "stop"}}}},
-        {"usage", usage_obj}};
+    json::object r{{"id", id},
+                   {"object", "chat.completion"},
+                   {"created", 1700000000},
+                   {"model", model_id},
+                   {"system_fingerprint", "fp_emulator"},
+                   {"choices", json::array{json::object{
+                                   {"index", 0},
+                                   {"message", msg},
+                                   {"logprobs", logprobs_of(split_answer(answer, splits))},
+                                   {"finish_reason", "stop"}}}},
+                   {"usage", usage_obj}};
     return send_all(fd, full_response(200, json::serialize(r), keep_alive));
   }
   if (!send_all(fd, sse_head(keep_alive))) return false;
-  auto chunk = [&](json::object delta, json::value finish) {
+  auto chunk = [&](json::object delta, json::value finish, json::value lp = nullptr) {
     json::object c{{"id", id},
                    {"object", "chat.completion.chunk"},
                    {"created", 1700000000},
@@ -354,7 +384,7 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
                    {"system_fingerprint", "fp_emulator"},
                    {"choices", json::array{json::object{{"index", 0},
                                                         {"delta", std::move(delta)},
-                                                        {"logprobs", nullptr},
+                                                        {"logprobs", std::move(lp)},
                                                         {"finish_reason", finish}}}}};
     return send_all(fd, chunk_frame("data: " + json::serialize(c) + "\n\n"));
   };
@@ -370,7 +400,7 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
   for (const std::string& p : split_answer(answer, splits)) {
     json::object d{{"content", p}};
     if (reasoner) d["reasoning_content"] = nullptr;
-    if (!chunk(std::move(d), nullptr)) return false;
+    if (!chunk(std::move(d), nullptr, logprobs_of({p}))) return false;
   }
   if (!chunk(json::object{{"content", ""}}, "stop")) return false;
   if (usage) {

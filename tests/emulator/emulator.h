@@ -3,7 +3,8 @@
 // and not, SSE chunks, reasoning_content for deepseek-reasoner, the documented error statuses and
 // shapes) and records every byte it receives, so tests can prove no sensitive value reached it. The
 // answer echoes the last user message ("You said: <content>"), so the gateway's restore of
-// placeholders is observable; streamed answers are split at chosen code-point offsets.
+// placeholders is observable; streamed answers are split at chosen code-point offsets. Chat
+// requests with logprobs: true get one entry per streamed piece of the answer.
 #pragma once
 
 #include <atomic>
@@ -22,6 +23,9 @@ namespace enclave::testing {
 struct EmulatorOptions {
   std::string api_key = "sk-emulator-0123456789abcdef0123";
   bool health = true;  // answer GET /health (as an Enclave node does)
+  // Chat answers carry logprobs even when the request did not ask (a backend that ignores the
+  // field): the gateway must still withhold them from redacted answers.
+  bool always_logprobs = false;
 };
 
 class DeepSeekEmulator {

@@ -675,5 +675,105 @@ TEST_F(GatewayTest, HttpsNodeVerifiedAgainstItsConfiguredCa) {
   std::filesystem::remove_all(dir);
 }
 
+// ---- logprobs ----
+
+std::string with_logprobs(const std::string& body, const std::string& fields) {
+  return body.substr(0, body.size() - 1) + "," + fields + "}";
+}
+
+// The stream's logprob entries (choices[0].logprobs.content of every chunk), in order.
+std::vector<json::value> stream_logprob_entries(const std::string& body) {
+  std::vector<json::value> out;
+  size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    size_t end = body.find("\n\n", pos);
+    std::string data = body.substr(pos + 6, end - pos - 6);
+    pos = end;
+    if (data == "[DONE]") break;
+    json::value v = json::parse(data);
+    for (const auto& c : v.at("choices").as_array()) {
+      const json::value* lp = c.as_object().if_contains("logprobs");
+      if (!lp || lp->is_null()) continue;
+      for (const json::value& e : lp->at("content").as_array()) out.push_back(e);
+    }
+  }
+  return out;
+}
+
+// Unredacted routes pass logprobs through: the upstream is asked for them and its answer relayed.
+TEST_F(GatewayTest, LogprobsPassThroughToTheCloudAndBack) {
+  start("backends:\n" + cloud_backend() +
+        "policies:\n  - {name: cloud, action: redact, route: [deepseek]}\n");
+  const std::string body = with_logprobs(chat_body("What is the capital of France?"),
+                                         R"("logprobs":true,"top_logprobs":2)");
+  Reply r = post(port(), body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-enclave-route"], "deepseek");
+  EXPECT_EQ(r.headers.count("x-enclave-redacted"), 0u);
+  std::string seen = emu_->recorded();
+  EXPECT_NE(seen.find(R"("logprobs":true)"), std::string::npos);
+  EXPECT_NE(seen.find(R"("top_logprobs":2)"), std::string::npos);
+  const json::value lp = json::parse(r.body).at("choices").at(0).at("logprobs");
+  ASSERT_TRUE(lp.is_object()) << r.body;
+  std::string joined;
+  for (const json::value& e : lp.at("content").as_array()) {
+    joined += std::string(e.at("token").as_string());
+    EXPECT_EQ(e.at("top_logprobs").as_array().size(), 2u);
+  }
+  EXPECT_EQ(joined, "You said: What is the capital of France?");
+
+  Reply s = post(port(), with_logprobs(chat_body("What is the capital of France?", true),
+                                       R"("logprobs":true)"));
+  ASSERT_EQ(s.status, 200) << s.body;
+  std::string streamed;
+  for (const json::value& e : stream_logprob_entries(s.body)) {
+    streamed += std::string(e.at("token").as_string());
+  }
+  EXPECT_EQ(streamed, "You said: What is the capital of France?");
+
+  Reply c = post(port(), with_logprobs(completion_body("Once upon"), R"("logprobs":3)"), {},
+                 "/v1/completions");
+  ASSERT_EQ(c.status, 200) << c.body;
+  EXPECT_NE(emu_->recorded().find(R"("logprobs":3)"), std::string::npos);
+}
+
+// Redacted requests: the cloud is not asked for logprobs and any it sends are withheld (their
+// tokens would hold placeholders that cannot be restored consistently); the answer is restored.
+TEST_F(GatewayTest, RedactedRoutesWithholdLogprobs) {
+  emu_->stop();  // a cloud that sends logprobs unasked: the gateway withholds them anyway
+  emu_ = std::make_unique<DeepSeekEmulator>(
+      enclave::testing::EmulatorOptions{.always_logprobs = true});
+  start("backends:\n" + cloud_backend() +
+        "policies:\n  - {name: cloud, action: redact, route: [deepseek]}\n");
+  const std::string prompt = "Write to zhang.san@example.com about the invoice.";
+  Reply r = post(port(), with_logprobs(chat_body(prompt), R"("logprobs":true,"top_logprobs":2)"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-enclave-redacted"], "1");
+  EXPECT_EQ(content_of(r), "You said: " + prompt);
+  EXPECT_TRUE(json::parse(r.body).at("choices").at(0).at("logprobs").is_null());
+  std::string seen = emu_->recorded();
+  EXPECT_EQ(seen.find("logprobs"), std::string::npos);
+  EXPECT_EQ(seen.find("zhang.san@example.com"), std::string::npos);
+
+  Reply s = post(port(), with_logprobs(chat_body(prompt, true), R"("logprobs":true)"));
+  ASSERT_EQ(s.status, 200) << s.body;
+  EXPECT_EQ(stream_text(s.body), "You said: " + prompt);
+  EXPECT_TRUE(stream_logprob_entries(s.body).empty());
+  EXPECT_EQ(s.body.find("[EMAIL_1]"), std::string::npos);
+}
+
+// A sensitive request kept local gets the local engine's logprobs.
+TEST_F(GatewayTest, LocalRouteServesLogprobs) {
+  start("backends:\n  - {name: local, type: local}\n" + cloud_backend());
+  Reply r = post(port(), with_logprobs(chat_body("My SSN is 123-45-6789, keep it safe."),
+                                       R"("logprobs":true,"top_logprobs":1)"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-enclave-route"], "local");
+  const json::array content =
+      json::parse(r.body).at("choices").at(0).at("logprobs").at("content").as_array();
+  ASSERT_EQ(content.size(), 4u);
+  EXPECT_EQ(content[0].at("token").as_string(), "w0 ");
+}
+
 }  // namespace
 }  // namespace enclave::router

@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "server/backend.h"
 
@@ -48,6 +49,9 @@ class FakeBackend : public Backend {
     int32_t n_ctx = 256;
     std::chrono::milliseconds token_delay{1};
     bool reasoning = false;  // emit "<think>" "r0" "</think>" before the words
+    // Start with "€" split over two tokens ("\xE2\x82", "\xAC"): the first token's event has no
+    // text (incomplete UTF-8 is held back, as the engine's StreamDecoder does).
+    bool split_utf8 = false;
     // Prefix-cache totals reported by stats() (the real engine counts them per request).
     uint64_t cached_prompt_tokens_total = 0;
     uint64_t prefix_copies_total = 0;
@@ -103,6 +107,17 @@ class FakeBackend : public Backend {
   std::unique_ptr<ReasoningSplitter> make_splitter(bool starts_in_reasoning) override {
     return std::make_unique<FakeSplitter>(starts_in_reasoning);
   }
+  // Generated token ids are 101, 102, ... (the piece of step id - 101); alternatives 200 + i.
+  std::string token_bytes(int32_t token) const override {
+    if (token > 200 && token <= 200 + engine::kMaxTopLogprobs) {
+      return "alt" + std::to_string(token - 200);
+    }
+    if (token > 100 && token <= 200) return piece_at(token - 101);
+    return "";
+  }
+  // The fake's logprobs: the sampled token -0.5 (also the most likely one), alternative i at
+  // -0.5 - i.
+  static constexpr float kSampledLogprob = -0.5f;
 
   Result<uint64_t> submit(engine::GenerationRequest request, engine::TokenCallback cb) override {
     std::lock_guard lock(mu_);
@@ -161,17 +176,24 @@ class FakeBackend : public Backend {
     int32_t step = 0;
     int32_t produced = 0;
     std::string text;
+    std::string held;  // bytes of an incomplete UTF-8 character (split_utf8)
   };
 
-  std::string piece(Seq& s) {
+  std::string piece_at(int32_t step) const {
     if (opt_.reasoning) {
-      if (s.step == 0) return "<think>";
-      if (s.step == 1) return "r0";
-      if (s.step == 2) return "</think>";
-      return "w" + std::to_string(s.step - 3) + " ";
+      if (step == 0) return "<think>";
+      if (step == 1) return "r0";
+      if (step == 2) return "</think>";
+      return "w" + std::to_string(step - 3) + " ";
     }
-    return "w" + std::to_string(s.step) + " ";
+    if (opt_.split_utf8) {
+      if (step == 0) return "\xE2\x82";
+      if (step == 1) return "\xAC";
+      return "w" + std::to_string(step - 2) + " ";
+    }
+    return "w" + std::to_string(step) + " ";
   }
+  std::string piece(Seq& s) const { return piece_at(s.step); }
 
   void run() {
     std::unique_lock lock(mu_);
@@ -222,7 +244,15 @@ class FakeBackend : public Backend {
           stop_hit = stop_hit || s.text.find(st) != std::string::npos;
         engine::TokenEvent e;
         e.token = 100 + s.step;
-        e.text = stop_hit ? "" : p;
+        s.held += p;
+        const bool incomplete = opt_.split_utf8 && s.step == 1;
+        e.text = stop_hit || incomplete ? "" : std::exchange(s.held, {});
+        if (s.req.logprobs) {
+          e.logprob = kSampledLogprob;
+          for (int32_t i = 0; i < s.req.top_logprobs; ++i) {
+            e.top_logprobs.push_back({i == 0 ? e.token : 200 + i, kSampledLogprob - i});
+          }
+        }
         out.emplace_back(s.cb, e);
         if (stop_hit || s.produced >= s.req.max_tokens) {
           engine::TokenEvent f;

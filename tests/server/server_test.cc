@@ -442,5 +442,249 @@ TEST_F(ServerTest, PublicMetricsOption) {
   EXPECT_EQ(get("/metrics").status, 200);
 }
 
+// ---- logprobs ----
+
+std::string str(const json::value& v) {
+  return std::string(v.as_string());
+}
+
+// The raw bytes of a logprobs entry's "bytes" array.
+std::string bytes_of(const json::value& entry) {
+  std::string out;
+  for (const json::value& b : entry.at("bytes").as_array()) {
+    out += static_cast<char>(static_cast<unsigned char>(b.as_int64()));
+  }
+  return out;
+}
+
+TEST_F(ServerTest, ChatLogprobsFullResponse) {
+  start();
+  Reply r = post("/v1/chat/completions",
+                 R"({"model":"fake-model","max_tokens":3,"logprobs":true,"top_logprobs":3,)"
+                 R"("messages":[{"role":"user","content":"x"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  engine::GenerationRequest last = backend_->last_request();
+  EXPECT_TRUE(last.logprobs);
+  EXPECT_EQ(last.top_logprobs, 3);
+  const json::value choice = json::parse(r.body).at("choices").as_array()[0];
+  const json::array& content = choice.at("logprobs").at("content").as_array();
+  ASSERT_EQ(content.size(), 3u);
+  for (size_t i = 0; i < content.size(); ++i) {
+    const std::string word = "w" + std::to_string(i) + " ";
+    EXPECT_EQ(str(content[i].at("token")), word);
+    EXPECT_EQ(bytes_of(content[i]), word);
+    EXPECT_DOUBLE_EQ(content[i].at("logprob").as_double(), FakeBackend::kSampledLogprob);
+    const json::array& top = content[i].at("top_logprobs").as_array();
+    ASSERT_EQ(top.size(), 3u);
+    EXPECT_EQ(str(top[0].at("token")), word);
+    EXPECT_EQ(str(top[1].at("token")), "alt1");
+    EXPECT_EQ(bytes_of(top[2]), "alt2");
+    EXPECT_DOUBLE_EQ(top[2].at("logprob").as_double(), FakeBackend::kSampledLogprob - 2);
+  }
+}
+
+TEST_F(ServerTest, ChatWithoutLogprobsHasNullAndEngineSkipsThem) {
+  start();
+  Reply r = post("/v1/chat/completions", R"({"model":"fake-model","max_tokens":2,"logprobs":false,)"
+                                         R"("messages":[{"role":"user","content":"x"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(json::parse(r.body).at("choices").as_array()[0].at("logprobs").is_null());
+  EXPECT_FALSE(backend_->last_request().logprobs);
+}
+
+TEST_F(ServerTest, LogprobsValidationErrorsAre400WithParam) {
+  start();
+  const std::string msgs = R"("messages":[{"role":"user","content":"x"}]})";
+  Reply no_flag = post("/v1/chat/completions", R"({"model":"fake-model","top_logprobs":2,)" + msgs);
+  EXPECT_EQ(no_flag.status, 400);
+  EXPECT_EQ(str(error_of(no_flag).at("param")), "top_logprobs");
+  Reply too_many = post("/v1/chat/completions",
+                        R"({"model":"fake-model","logprobs":true,"top_logprobs":21,)" + msgs);
+  EXPECT_EQ(too_many.status, 400);
+  EXPECT_EQ(str(error_of(too_many).at("param")), "top_logprobs");
+  Reply text_many = post("/v1/completions", R"({"model":"fake-model","prompt":"x","logprobs":6})");
+  EXPECT_EQ(text_many.status, 400);
+  EXPECT_EQ(str(error_of(text_many).at("param")), "logprobs");
+  EXPECT_EQ(backend_->submitted(), 0);
+}
+
+// Collects a chat stream's text and logprob entries; checks that no chunk carries text whose
+// entries have not gone out yet.
+struct ChatStream {
+  std::string content, reasoning, entry_bytes;
+  std::vector<json::value> entries;
+  std::vector<json::value> chunks;  // the choices[0] of every chunk
+};
+
+ChatStream read_chat_stream(const std::string& body) {
+  ChatStream s;
+  for (const std::string& e : sse_events(body)) {
+    if (e == "[DONE]") continue;
+    json::value v = json::parse(e);
+    if (v.at("choices").as_array().empty()) continue;
+    const json::value& ch = v.at("choices").as_array()[0];
+    s.chunks.push_back(ch);
+    const json::object& d = ch.at("delta").as_object();
+    if (d.contains("content")) s.content += str(d.at("content"));
+    if (d.contains("reasoning_content")) s.reasoning += str(d.at("reasoning_content"));
+    if (!ch.at("logprobs").is_null()) {
+      for (const json::value& entry : ch.at("logprobs").at("content").as_array()) {
+        s.entries.push_back(entry);
+        s.entry_bytes += bytes_of(entry);
+      }
+    }
+    // Tokens' text appears with or after their entries, never before.
+    EXPECT_LE((s.reasoning + s.content).size(), s.entry_bytes.size()) << e;
+  }
+  return s;
+}
+
+TEST_F(ServerTest, ChatLogprobsStreamHoldsSplitUtf8Entries) {
+  FakeBackend::Options fo;
+  fo.split_utf8 = true;
+  start({}, fo);
+  Reply r = post("/v1/chat/completions",
+                 R"({"model":"fake-model","max_tokens":4,"stream":true,"logprobs":true,)"
+                 R"("top_logprobs":1,"messages":[{"role":"user","content":"x"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  ChatStream s = read_chat_stream(r.body);
+  EXPECT_EQ(s.content,
+            "\xE2\x82\xAC"
+            "w0 w1 ");
+  ASSERT_EQ(s.entries.size(), 4u);
+  EXPECT_EQ(s.entry_bytes, s.content);
+  // A token holding part of a character: lossy text, exact bytes.
+  EXPECT_EQ(str(s.entries[0].at("token")), "\xEF\xBF\xBD");
+  EXPECT_EQ(bytes_of(s.entries[0]), "\xE2\x82");
+  EXPECT_EQ(bytes_of(s.entries[1]), "\xAC");
+  // Both halves of the euro sign go out with the chunk that carries it.
+  bool euro_chunk_seen = false;
+  for (const json::value& ch : s.chunks) {
+    const json::object& d = ch.at("delta").as_object();
+    if (d.contains("content") && str(d.at("content")) == "\xE2\x82\xAC") {
+      euro_chunk_seen = true;
+      EXPECT_EQ(ch.at("logprobs").at("content").as_array().size(), 2u);
+    }
+  }
+  EXPECT_TRUE(euro_chunk_seen);
+  // The role chunk and the finish chunk (nothing left to flush) carry none.
+  EXPECT_TRUE(s.chunks.front().at("logprobs").is_null());
+  EXPECT_TRUE(s.chunks.back().at("logprobs").is_null());
+}
+
+TEST_F(ServerTest, ChatLogprobsOfStopStringTokensGoOutWithTheFinishChunk) {
+  start();
+  const std::string req =
+      R"({"model":"fake-model","stop":"w2","logprobs":true,"messages":[{"role":"user","content":"x"}])";
+  Reply full = post("/v1/chat/completions", req + "}");
+  ASSERT_EQ(full.status, 200) << full.body;
+  const json::value choice = json::parse(full.body).at("choices").as_array()[0];
+  const json::array& content = choice.at("logprobs").at("content").as_array();
+  ASSERT_EQ(content.size(), 3u);  // the stop string's token too: it was generated
+  EXPECT_TRUE(content[0].at("top_logprobs").as_array().empty());
+  Reply r = post("/v1/chat/completions", req + R"(,"stream":true})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  ChatStream s = read_chat_stream(r.body);
+  EXPECT_EQ(s.content, "w0 w1 ");
+  ASSERT_EQ(s.entries.size(), 3u);
+  EXPECT_EQ(str(s.entries[2].at("token")), "w2 ");
+  const json::value& fin = s.chunks.back();
+  EXPECT_EQ(str(fin.at("finish_reason")), "stop");
+  ASSERT_FALSE(fin.at("logprobs").is_null());
+  EXPECT_EQ(fin.at("logprobs").at("content").as_array().size(), 1u);
+}
+
+TEST_F(ServerTest, ChatLogprobsCoverReasoningTokensInOrder) {
+  FakeBackend::Options fo;
+  fo.reasoning = true;
+  start({}, fo);
+  const std::string req =
+      R"({"model":"fake-model","max_tokens":5,"logprobs":true,"messages":[{"role":"user","content":"q"}])";
+  Reply full = post("/v1/chat/completions", req + "}");
+  ASSERT_EQ(full.status, 200) << full.body;
+  const json::array content =
+      json::parse(full.body).at("choices").as_array()[0].at("logprobs").at("content").as_array();
+  std::vector<std::string> tokens;
+  for (const json::value& e : content) tokens.push_back(str(e.at("token")));
+  EXPECT_EQ(tokens, (std::vector<std::string>{"<think>", "r0", "</think>", "w0 ", "w1 "}));
+  Reply r = post("/v1/chat/completions", req + R"(,"stream":true})");
+  ChatStream s = read_chat_stream(r.body);
+  EXPECT_EQ(s.reasoning, "r0");
+  EXPECT_EQ(s.content, "w0 w1 ");
+  EXPECT_EQ(s.entries.size(), 5u);
+  for (const json::value& ch : s.chunks) {
+    const json::object& d = ch.at("delta").as_object();
+    if (d.contains("reasoning_content")) {
+      // "<think>" (no text of its own) and "r0" go out with the reasoning text.
+      EXPECT_EQ(ch.at("logprobs").at("content").as_array().size(), 2u);
+    }
+  }
+}
+
+TEST_F(ServerTest, CompletionLogprobsLegacyShape) {
+  start();
+  Reply r = post("/v1/completions",
+                 R"({"model":"fake-model","prompt":"abc","max_tokens":3,"logprobs":2})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(backend_->last_request().top_logprobs, 2);
+  const json::value lp = json::parse(r.body).at("choices").as_array()[0].at("logprobs");
+  const json::array& tokens = lp.at("tokens").as_array();
+  ASSERT_EQ(tokens.size(), 3u);
+  EXPECT_EQ(str(tokens[1]), "w1 ");
+  EXPECT_DOUBLE_EQ(lp.at("token_logprobs").as_array()[2].as_double(), FakeBackend::kSampledLogprob);
+  const json::object& top0 = lp.at("top_logprobs").as_array()[0].as_object();
+  EXPECT_EQ(top0.size(), 2u);
+  EXPECT_DOUBLE_EQ(top0.at("w0 ").as_double(), FakeBackend::kSampledLogprob);
+  EXPECT_DOUBLE_EQ(top0.at("alt1").as_double(), FakeBackend::kSampledLogprob - 1);
+  const json::array& offsets = lp.at("text_offset").as_array();
+  EXPECT_EQ(offsets[0].as_int64(), 0);
+  EXPECT_EQ(offsets[1].as_int64(), 3);
+  EXPECT_EQ(offsets[2].as_int64(), 6);
+
+  // logprobs: 0 -> only the sampled token in each top_logprobs object.
+  Reply zero = post("/v1/completions",
+                    R"({"model":"fake-model","prompt":"abc","max_tokens":1,"logprobs":0})");
+  ASSERT_EQ(zero.status, 200) << zero.body;
+  const json::object only = json::parse(zero.body)
+                                .at("choices")
+                                .as_array()[0]
+                                .at("logprobs")
+                                .at("top_logprobs")
+                                .as_array()[0]
+                                .as_object();
+  ASSERT_EQ(only.size(), 1u);
+  EXPECT_DOUBLE_EQ(only.at("w0 ").as_double(), FakeBackend::kSampledLogprob);
+  Reply off = post("/v1/completions", R"({"model":"fake-model","prompt":"abc","max_tokens":1})");
+  EXPECT_TRUE(json::parse(off.body).at("choices").as_array()[0].at("logprobs").is_null());
+}
+
+TEST_F(ServerTest, CompletionLogprobsStreamOffsetsContinueAcrossChunks) {
+  FakeBackend::Options fo;
+  fo.split_utf8 = true;
+  start({}, fo);
+  Reply r = post("/v1/completions", R"({"model":"fake-model","prompt":"abc","max_tokens":4,)"
+                                    R"("stream":true,"logprobs":1})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::string text;
+  std::vector<std::string> tokens;
+  std::vector<int64_t> offsets;
+  for (const std::string& e : sse_events(r.body)) {
+    if (e == "[DONE]") continue;
+    const json::value ch = json::parse(e).at("choices").as_array()[0];
+    text += str(ch.at("text"));
+    if (ch.at("logprobs").is_null()) continue;
+    for (const json::value& t : ch.at("logprobs").at("tokens").as_array()) tokens.push_back(str(t));
+    for (const json::value& o : ch.at("logprobs").at("text_offset").as_array()) {
+      offsets.push_back(o.as_int64());
+    }
+  }
+  EXPECT_EQ(text,
+            "\xE2\x82\xAC"
+            "w0 w1 ");
+  EXPECT_EQ(tokens, (std::vector<std::string>{"\xEF\xBF\xBD", "\xEF\xBF\xBD", "w0 ", "w1 "}));
+  // In characters: the euro sign starts at 0 and is one character; its second half adds none.
+  EXPECT_EQ(offsets, (std::vector<int64_t>{0, 1, 1, 4}));
+}
+
 }  // namespace
 }  // namespace enclave::server
