@@ -350,6 +350,7 @@ int serve(ServeFlags& f, CLI::App& cmd) {
   std::string id = demo ? "enclave-demo" : std::filesystem::path(model_path).stem().string();
   std::vector<std::string> aliases = {(*eng)->info().name, "default", "deepseek-chat",
                                       "deepseek-reasoner"};
+  const bool backend_weights_mapped = (*eng)->info().weights_mapped;
   auto backend = std::make_shared<server::EngineBackend>(std::move(*eng), id, aliases, demo);
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   char load_ms[32];
@@ -357,6 +358,10 @@ int serve(ServeFlags& f, CLI::App& cmd) {
   log(demo ? "ready: model '%s' (DEMO: random weights, gibberish output) loaded in %s"
            : "ready: model '%s' loaded in %s",
       id, load_ms);
+  if (backend_weights_mapped && !cfg.mmap) {
+    log("weights are read from the file mapping: a copy would not fit in the available memory "
+        "(decode is slower; free memory to get the copied, huge-page weights)");
+  }
   server.set_backend(backend);
 
   server.wait_for_stop_signal();

@@ -748,6 +748,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   info.n_embd = cfg.n_embd;
   info.file_bytes = model->file().file_size();
   info.kv_cache_bytes = ctx->kv_bytes();
+  info.weights_mapped = model->file().memory() == gguf::FileMemory::kMap;
 
   // Start-up is done: now turn the copied weights into huge pages (see gguf::FileMemory).
   model->file().collapse_huge_pages_in_background();

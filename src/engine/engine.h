@@ -100,6 +100,8 @@ struct ModelInfo {
   uint64_t file_bytes = 0;
   uint64_t kv_cache_bytes = 0;
   bool is_demo = false;  // random-weight synth model
+  // Weights read from the file mapping: asked for (--mmap), or the copy did not fit in memory.
+  bool weights_mapped = false;
 };
 
 struct EngineStats {

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <thread>
 #include <utility>
@@ -589,6 +590,22 @@ Result<GgufFile> GgufFile::from_memory(std::span<const uint8_t> bytes, std::stri
   return f;
 }
 
+bool GgufFile::copy_fits_in_memory(uint64_t bytes) {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") {
+      // Keep a margin for the KV cache, activations and everything else: 1 GiB or 10 %.
+      const uint64_t available = kib * 1024;
+      const uint64_t margin = std::max<uint64_t>(uint64_t{1} << 30, available / 10);
+      return available > margin && bytes <= available - margin;
+    }
+  }
+  return true;  // no /proc/meminfo (not Linux): nothing to go by, copy as asked
+}
+
 Status GgufFile::map_file(int fd, const std::string& path, uint64_t size, Mapping& out) {
   void* addr = mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
   if (addr == MAP_FAILED) {
@@ -673,6 +690,9 @@ Result<GgufFile> GgufFile::open(const std::string& path, FileMemory memory) {
   }
   auto mapping = std::make_unique<Mapping>();
   const auto size = static_cast<uint64_t>(st.st_size);
+  // A copy that does not fit in the memory still available would page or be OOM-killed while
+  // loading; map such a file instead (memory() tells the caller).
+  if (memory == FileMemory::kCopy && !copy_fits_in_memory(size)) memory = FileMemory::kMap;
   if (size > 0) {
     Status loaded = memory == FileMemory::kCopy ? copy_file(fd, path, size, *mapping)
                                                 : map_file(fd, path, size, *mapping);
@@ -686,6 +706,7 @@ Result<GgufFile> GgufFile::open(const std::string& path, FileMemory memory) {
                                  static_cast<size_t>(size));
   ENCLAVE_ASSIGN_OR_RETURN(GgufFile f, from_memory(bytes, path));
   f.mapping_ = std::move(mapping);
+  f.memory_ = memory;
   return f;
 }
 

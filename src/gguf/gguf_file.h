@@ -68,7 +68,8 @@ enum class FileMemory {
   // A read-only mapping of the file: instant, shares the page cache with other processes, but
   // 4 KiB pages (a TLB miss, and a stop for the hardware prefetcher, every 4 KiB of weights).
   kMap,
-  // Read into private anonymous memory, 2 MiB aligned and made read-only, which
+  // Read into private anonymous memory, 2 MiB aligned and made read-only (a file larger than
+  // the memory available minus a margin of 1 GiB or 10 % is mapped instead: see memory()), which
   // collapse_huge_pages_in_background() then turns into transparent huge pages where the kernel
   // allows. Costs one read of the file at open; decode streams weights measurably faster
   // (src/gguf/README.md).
@@ -93,6 +94,10 @@ class GgufFile {
   uint32_t alignment() const { return alignment_; }
   uint64_t file_size() const { return size_; }
   uint64_t data_offset() const { return data_offset_; }
+  // Where the bytes live: kCopy only when a copy was asked for and fit in memory.
+  FileMemory memory() const { return memory_; }
+  // Whether a kCopy of `bytes` fits: at most MemAvailable minus 1 GiB or 10 % (Linux).
+  static bool copy_fits_in_memory(uint64_t bytes);
 
   // Metadata, in file order.
   const std::vector<std::pair<std::string, MetaValue>>& metadata() const { return kv_; }
@@ -131,6 +136,7 @@ class GgufFile {
   struct Mapping;
   static Status map_file(int fd, const std::string& path, uint64_t size, Mapping& out);
   static Status copy_file(int fd, const std::string& path, uint64_t size, Mapping& out);
+  FileMemory memory_ = FileMemory::kMap;
   std::unique_ptr<Mapping> mapping_;
   std::string path_;
   uint32_t version_ = 0;

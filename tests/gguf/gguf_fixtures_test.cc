@@ -61,6 +61,8 @@ TEST(GgufFixtures, CopiedEqualsMapped) {
       auto copied = GgufFile::open(entry.path().string(), FileMemory::kCopy);
       ASSERT_TRUE(mapped) << mapped.error().message;
       ASSERT_TRUE(copied) << copied.error().message;
+      EXPECT_EQ(copied->memory(), FileMemory::kCopy);  // small files always fit
+      EXPECT_EQ(mapped->memory(), FileMemory::kMap);
       copied->collapse_huge_pages_in_background();
       copied->wait_memory_settled();  // the huge-page collapse must not change a byte
       EXPECT_EQ(copied->file_size(), mapped->file_size());
@@ -81,6 +83,9 @@ TEST(GgufFixtures, CopiedEqualsMapped) {
     }
   }
   EXPECT_GE(n_files, 5 + 14);
+  // A copy larger than the memory available falls back to the mapping.
+  EXPECT_TRUE(GgufFile::copy_fits_in_memory(uint64_t{1} << 20));
+  EXPECT_FALSE(GgufFile::copy_fits_in_memory(uint64_t{1} << 50));  // 1 PiB
   // Errors are the same in both modes: the parser sees the same bytes.
   auto missing = GgufFile::open("/nonexistent/model.gguf", FileMemory::kCopy);
   ASSERT_FALSE(missing);
