@@ -124,11 +124,12 @@ void prepare_block32_token(const BlockQ8_0* a, int64_t nb, int slot, uint8_t* mt
   }
 }
 
-// Rows [0, n_valid) of an n-tile; the rest are zero (weights and scales), so they add +0.
-void unpack_q4_0(const uint8_t* w, size_t row_bytes, int n_valid, int64_t nb, uint8_t* out) {
+// Rows [0, n_valid) of an n-tile of a 32-element-block type: block b of row r as 32 signed bytes
+// (`quants(block)`), its scale beside; the rest are zero (weights and scales), so they add +0.
+template <typename Block, typename Quants>
+void unpack_32(const uint8_t* w, size_t row_bytes, int n_valid, int64_t nb, uint8_t* out,
+               Quants quants) {
   auto* wd = reinterpret_cast<float*>(out + nb * kA32TileBytes);
-  const __m128i m4 = _mm_set1_epi8(0x0F);
-  const __m256i eight = _mm256_set1_epi8(8);
   for (int r = 0; r < kTile; ++r) {
     if (r >= n_valid) {
       for (int64_t b = 0; b < nb; ++b) {
@@ -138,36 +139,29 @@ void unpack_q4_0(const uint8_t* w, size_t row_bytes, int n_valid, int64_t nb, ui
       }
       continue;
     }
-    const auto* blk = reinterpret_cast<const BlockQ4_0*>(w + r * row_bytes);
+    const auto* blk = reinterpret_cast<const Block*>(w + r * row_bytes);
     for (int64_t b = 0; b < nb; ++b) {
-      const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[b].qs));
-      const __m128i lo = _mm_and_si128(qs, m4);
-      const __m128i hi = _mm_and_si128(_mm_srli_epi16(qs, 4), m4);
-      const __m256i v = _mm256_sub_epi8(_mm256_set_m128i(hi, lo), eight);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(out + b * kA32TileBytes + 32 * r), v);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out + b * kA32TileBytes + 32 * r),
+                         quants(blk[b]));
       wd[b * kTile + r] = _cvtsh_ss(blk[b].d);
     }
   }
 }
 
+void unpack_q4_0(const uint8_t* w, size_t row_bytes, int n_valid, int64_t nb, uint8_t* out) {
+  unpack_32<BlockQ4_0>(w, row_bytes, n_valid, nb, out, [](const BlockQ4_0& blk) {
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
+    const __m128i lo = _mm_and_si128(qs, m4);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(qs, 4), m4);
+    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+  });
+}
+
 void unpack_q8_0(const uint8_t* w, size_t row_bytes, int n_valid, int64_t nb, uint8_t* out) {
-  auto* wd = reinterpret_cast<float*>(out + nb * kA32TileBytes);
-  for (int r = 0; r < kTile; ++r) {
-    if (r >= n_valid) {
-      for (int64_t b = 0; b < nb; ++b) {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(out + b * kA32TileBytes + 32 * r),
-                           _mm256_setzero_si256());
-        wd[b * kTile + r] = 0.0f;
-      }
-      continue;
-    }
-    const auto* blk = reinterpret_cast<const BlockQ8_0*>(w + r * row_bytes);
-    for (int64_t b = 0; b < nb; ++b) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[b].qs));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(out + b * kA32TileBytes + 32 * r), v);
-      wd[b * kTile + r] = _cvtsh_ss(blk[b].d);
-    }
-  }
+  unpack_32<BlockQ8_0>(w, row_bytes, n_valid, nb, out, [](const BlockQ8_0& blk) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
+  });
 }
 
 inline void scale_block32(const IntTile& c, const float* wd, const float* da, AccTile& acc) {
