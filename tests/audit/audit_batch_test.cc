@@ -18,21 +18,9 @@ namespace enclave::audit {
 namespace {
 namespace fs = std::filesystem;
 using testing::read_lines;
+using testing::sample_request;
 using testing::temp_dir;
 using testing::test_key;
-
-RequestAudit request(int i) {
-  return RequestAudit{.request_id = "req-" + std::to_string(i),
-                      .key_name = "ci-key",
-                      .tenant = "acme",
-                      .route = "remote:cloud",
-                      .policy = "default-cloud",
-                      .model = "deepseek-chat",
-                      .sensitivity = {{"email", 1}},
-                      .prompt_tokens = static_cast<uint32_t>(i),
-                      .outcome = "ok",
-                      .http_status = 200};
-}
 
 class AuditBatchTest : public ::testing::Test {
  protected:
@@ -83,7 +71,7 @@ TEST_F(AuditBatchTest, WriterThreadWritesQueuedEntriesInOrder) {
     auto log = open_log(policy, 2);
     ASSERT_TRUE(log);
     for (int i = 0; i < 300; ++i) {
-      auto seq = log->append_request(request(i));
+      auto seq = log->append_request(sample_request(i));
       ASSERT_TRUE(seq);
       EXPECT_EQ(*seq, static_cast<uint64_t>(i + 1));  // seq handed out at once, in order
     }
@@ -107,11 +95,11 @@ TEST_F(AuditBatchTest, QueuedUntilSyncOrDestruction) {
   // An interval far beyond the test: only sync() and the destructor can write.
   auto log = open_log(FsyncPolicy::kBatch, 3'600'000);
   ASSERT_TRUE(log);
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(log->append_request(request(i)));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(log->append_request(sample_request(i)));
   EXPECT_EQ(lines_on_disk(), 0u);  // acknowledged, still queued
   ASSERT_TRUE(log->sync());
   EXPECT_EQ(lines_on_disk(), 5u);
-  for (int i = 5; i < 12; ++i) ASSERT_TRUE(log->append_request(request(i)));
+  for (int i = 5; i < 12; ++i) ASSERT_TRUE(log->append_request(sample_request(i)));
   ASSERT_TRUE(log->append_admin({"tenant_erased", "admin", "acme", {{"rows", "3"}}}));
   log.reset();  // shutdown flushes the queue
   EXPECT_EQ(lines_on_disk(), 13u);
@@ -123,7 +111,7 @@ TEST_F(AuditBatchTest, QueuedUntilSyncOrDestruction) {
   log = open_log(FsyncPolicy::kBatch, 3'600'000);
   ASSERT_TRUE(log);
   EXPECT_EQ(log->last_seq(), 13u);
-  auto seq = log->append_request(request(99));
+  auto seq = log->append_request(sample_request(99));
   ASSERT_TRUE(seq);
   EXPECT_EQ(*seq, 14u);
   log.reset();
@@ -134,7 +122,7 @@ TEST_F(AuditBatchTest, AlwaysHasTheEntryOnDiskWhenAppendReturns) {
   auto log = open_log(FsyncPolicy::kAlways, 3'600'000);
   ASSERT_TRUE(log);
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(log->append_request(request(i)));
+    ASSERT_TRUE(log->append_request(sample_request(i)));
     EXPECT_EQ(lines_on_disk(), static_cast<size_t>(i + 1));  // written (and fsynced) already
   }
 }
@@ -147,7 +135,7 @@ TEST_F(AuditBatchTest, RotationWhileBatchingKeepsTheChain) {
   opt.max_file_bytes = 4096;  // a batch spans several files
   auto log = AuditLog::open(opt, test_key());
   ASSERT_TRUE(log);
-  for (int i = 0; i < 60; ++i) ASSERT_TRUE((*log)->append_request(request(i)));
+  for (int i = 0; i < 60; ++i) ASSERT_TRUE((*log)->append_request(sample_request(i)));
   ASSERT_TRUE((*log)->sync());
   EXPECT_GT(list_audit_files(dir_).size(), 3u);
   for (const auto& f : list_audit_files(dir_)) EXPECT_LE(fs::file_size(f), 4096u);
@@ -187,25 +175,25 @@ class FileSizeLimit {
 TEST_F(AuditBatchTest, FailedWriteFailsLaterAppendsUntilAWriteSucceeds) {
   auto log = open_log(FsyncPolicy::kBatch, 3'600'000);
   ASSERT_TRUE(log);
-  for (int i = 0; i < 2; ++i) ASSERT_TRUE(log->append_request(request(i)));
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(log->append_request(sample_request(i)));
   ASSERT_TRUE(log->sync());
   uint64_t size_before = fs::file_size(list_audit_files(dir_).back());
 
-  FileSizeLimit limit(size_before + 40);         // room for part of one line only
-  ASSERT_TRUE(log->append_request(request(2)));  // accepted: queued
-  ASSERT_TRUE(log->append_request(request(3)));
+  FileSizeLimit limit(size_before + 40);                // room for part of one line only
+  ASSERT_TRUE(log->append_request(sample_request(2)));  // accepted: queued
+  ASSERT_TRUE(log->append_request(sample_request(3)));
   Status st = log->sync();
   ASSERT_FALSE(st);
   // The short write was cut back: no half line in the file.
   EXPECT_EQ(fs::file_size(list_audit_files(dir_).back()), size_before);
   // Fail closed: nothing more is acknowledged while the log cannot be written.
-  auto refused = log->append_request(request(4));
+  auto refused = log->append_request(sample_request(4));
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
 
   limit.lift();
   ASSERT_TRUE(log->sync());  // the acknowledged entries 2 and 3 are written now, in order
-  auto seq = log->append_request(request(5));
+  auto seq = log->append_request(sample_request(5));
   ASSERT_TRUE(seq);
   EXPECT_EQ(*seq, 5u);  // the refused append took no seq
   log.reset();

@@ -14,25 +14,10 @@ namespace enclave::audit {
 namespace {
 namespace fs = std::filesystem;
 using testing::read_lines;
+using testing::sample_request;
 using testing::temp_dir;
 using testing::test_key;
 using testing::write_lines;
-
-RequestAudit sample_request(int i) {
-  return RequestAudit{.request_id = "req-" + std::to_string(i),
-                      .key_name = "ci-key",
-                      .tenant = "acme",
-                      .route = "local",
-                      .policy = "default@3",
-                      .model = "deepseek-v2-lite",
-                      .model_version = "q4_0@abc123",
-                      .sensitivity = {{"email", 2}, {"iban", 1}},
-                      .prompt_tokens = 100u + i,
-                      .completion_tokens = 20,
-                      .latency_ms = 12.5,
-                      .outcome = "ok",
-                      .http_status = 200};
-}
 
 class AuditTest : public ::testing::Test {
  protected:

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/audit_log.h"
 #include "crypto/primitives.h"
 #include "crypto/secret.h"
 
@@ -22,6 +23,23 @@ inline std::filesystem::path temp_dir(const std::string& tag) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+// A complete, valid request record; `i` makes its id and token counts distinct.
+inline RequestAudit sample_request(int i) {
+  return RequestAudit{.request_id = "req-" + std::to_string(i),
+                      .key_name = "ci-key",
+                      .tenant = "acme",
+                      .route = "local",
+                      .policy = "default@3",
+                      .model = "deepseek-v2-lite",
+                      .model_version = "q4_0@abc123",
+                      .sensitivity = {{"email", 2}, {"iban", 1}},
+                      .prompt_tokens = 100u + i,
+                      .completion_tokens = 20,
+                      .latency_ms = 12.5,
+                      .outcome = "ok",
+                      .http_status = 200};
 }
 
 inline crypto::SecretBytes test_key(uint8_t fill = 0x42) {
