@@ -14,40 +14,26 @@
 
 #include "crypto/file_util.h"
 #include "store/retention.h"
+#include "store_test_util.h"
 
 namespace enclave::store {
 namespace {
 namespace fs = std::filesystem;
-using crypto::KdfKind;
-using crypto::KdfParams;
-using crypto::KeyStore;
-using crypto::MasterKeySource;
-using crypto::SecretBytes;
 
 constexpr int64_t kDayMs = 24LL * 3600 * 1000;
 constexpr int64_t kT0 = 1'750'000'000'000;  // a fixed "now"
 
-class StoreTest : public ::testing::Test {
+class StoreTest : public testing::KeyedDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("enclave_store_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    auto kdf = KdfParams::weak_for_tests(KdfKind::kArgon2id);
-    ASSERT_TRUE(kdf);
-    auto ks =
-        KeyStore::create(dir_ / "keys", MasterKeySource::passphrase(SecretBytes::from_string("pw")),
-                         &*kdf, {.allow_weak_kdf = true});
-    ASSERT_TRUE(ks) << ks.error().message;
-    keys_ = std::move(ks).value();
+    KeyedDirTest::SetUp();
+    if (HasFatalFailure()) return;
     store_ = open_store(dir_ / "enclave.db");
     ASSERT_TRUE(store_);
   }
   void TearDown() override {
     store_.reset();
-    fs::remove_all(dir_);
+    KeyedDirTest::TearDown();
   }
   std::unique_ptr<Store> open_store(const fs::path& db) {
     StoreOptions opt;
@@ -77,8 +63,6 @@ class StoreTest : public ::testing::Test {
     return rc == SQLITE_OK ? changes : -1;
   }
 
-  fs::path dir_;
-  std::unique_ptr<KeyStore> keys_;
   std::unique_ptr<Store> store_;
   std::atomic<int64_t> now_{kT0};
   std::vector<AdminEvent> events_;

@@ -12,14 +12,11 @@
 #include <mutex>
 #include <thread>
 
+#include "store_test_util.h"
+
 namespace enclave::store {
 namespace {
 namespace fs = std::filesystem;
-using crypto::KdfKind;
-using crypto::KdfParams;
-using crypto::KeyStore;
-using crypto::MasterKeySource;
-using crypto::SecretBytes;
 
 UsageRecord row(int i) {
   return UsageRecord{.tenant = "acme",
@@ -32,28 +29,18 @@ UsageRecord row(int i) {
                      .latency_ms = 0.25};
 }
 
-class UsageWriterTest : public ::testing::Test {
+class UsageWriterTest : public testing::KeyedDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("enclave_usage_writer_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    auto kdf = KdfParams::weak_for_tests(KdfKind::kArgon2id);
-    ASSERT_TRUE(kdf);
-    auto ks =
-        KeyStore::create(dir_ / "keys", MasterKeySource::passphrase(SecretBytes::from_string("pw")),
-                         &*kdf, {.allow_weak_kdf = true});
-    ASSERT_TRUE(ks) << ks.error().message;
-    keys_ = std::move(ks).value();
+    KeyedDirTest::SetUp();
+    if (HasFatalFailure()) return;
     auto s = Store::open({.db_path = dir_ / "enclave.db", .sync = SyncPolicy::kBatch}, *keys_);
     ASSERT_TRUE(s) << s.error().message;
     store_ = std::move(s).value();
   }
   void TearDown() override {
     store_.reset();
-    fs::remove_all(dir_);
+    KeyedDirTest::TearDown();
   }
   // Runs `sql` on a second connection (as another process would).
   void exec_other(const std::string& sql) {
@@ -81,8 +68,6 @@ class UsageWriterTest : public ::testing::Test {
     return out;
   }
 
-  fs::path dir_;
-  std::unique_ptr<KeyStore> keys_;
   std::unique_ptr<Store> store_;
 };
 
