@@ -21,6 +21,7 @@
 #include "core/cpu_features.h"
 #include "core/fp16.h"
 #include "kernels/matmul.h"
+#include "kernels/repack.h"
 #include "kernels/thread_pool.h"
 #include "kernels/vec_dot.h"
 
@@ -160,7 +161,10 @@ DType type_arg(int64_t i) {
 
 // args: type index, cols, rows, threads. `hot`: one matrix, so the weights come from the caches
 // (the kernel's compute ceiling) instead of cycling through 1 GiB (the DRAM-bound case).
-void matvec_bench(benchmark::State& state, bool hot) {
+// `layout`: the weights' arrangement (rows16: repacked for decode, see kernels/repack.h);
+// `tokens`: 1 (matrix-vector) or a small decode batch (weights still streamed once).
+void matvec_bench(benchmark::State& state, bool hot, WeightLayout layout = WeightLayout::kGguf,
+                  int64_t tokens = 1) {
   const DType t = type_arg(state.range(0));
   const int64_t cols = state.range(1), rows = state.range(2);
   const int nt = static_cast<int>(state.range(3));
@@ -170,11 +174,14 @@ void matvec_bench(benchmark::State& state, bool hot) {
   Buffer weights(mat_bytes * n_mats);
   fill_random(weights.data, weights.size, 7);
   fix_scales(t, weights.data, weights.size);
-  std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
-  for (int64_t i = 0; i < cols; ++i)
-    x[static_cast<size_t>(i)] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
-  WeightMatrix w{t, nullptr, cols, rows, row_bytes};
-  std::vector<uint8_t> scratch(matmul_scratch_bytes(w, 1));
+  if (layout == WeightLayout::kRows16) {
+    for (size_t m = 0; m < n_mats; ++m)
+      repack_rows16_in_place(t, weights.data + m * mat_bytes, rows, cols);
+  }
+  std::vector<float> x(static_cast<size_t>(cols * tokens)), y(static_cast<size_t>(rows * tokens));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+  WeightMatrix w{t, nullptr, cols, rows, row_bytes, layout};
+  std::vector<uint8_t> scratch(matmul_scratch_bytes(w, tokens));
   ThreadPool& tp = pool(nt);
   size_t k = 0;
   double seconds = 0.0;
@@ -183,7 +190,7 @@ void matvec_bench(benchmark::State& state, bool hot) {
     w.data = weights.data + mat_bytes * k;
     k = (k + 1) % n_mats;
     const auto t0 = std::chrono::steady_clock::now();
-    matmul(w, x.data(), 1, y.data(), tp, scratch.data());
+    matmul(w, x.data(), tokens, y.data(), tp, scratch.data(), MatmulMode::kDecode);
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     benchmark::DoNotOptimize(y.data());
   }
@@ -196,7 +203,7 @@ void matvec_bench(benchmark::State& state, bool hot) {
   if (g_read_gbps[nt] > 0) state.counters["frac_of_read_bw"] = gbps / g_read_gbps[nt];
   if (g_cpu_read_gbps[nt] > 0)
     state.counters["cpu_frac_of_read_bw"] = cpu_gbps / g_cpu_read_gbps[nt];
-  state.SetLabel(std::string(dtype_name(t)));
+  state.SetLabel(std::string(dtype_name(t)) + (layout == WeightLayout::kRows16 ? " rows16" : ""));
 }
 
 void BM_Matvec(benchmark::State& state) {
@@ -204,6 +211,19 @@ void BM_Matvec(benchmark::State& state) {
 }
 void BM_MatvecHot(benchmark::State& state) {
   matvec_bench(state, true);
+}
+// Q4_0 in the rows16 decode layout, and 4-token decode batches in both layouts.
+void BM_MatvecRows16(benchmark::State& state) {
+  matvec_bench(state, false, WeightLayout::kRows16);
+}
+void BM_MatvecRows16Hot(benchmark::State& state) {
+  matvec_bench(state, true, WeightLayout::kRows16);
+}
+void BM_Decode4(benchmark::State& state) {
+  matvec_bench(state, false, WeightLayout::kGguf, 4);
+}
+void BM_Decode4Rows16(benchmark::State& state) {
+  matvec_bench(state, false, WeightLayout::kRows16, 4);
 }
 
 // args: type index, cols, rows, threads; 128 tokens
@@ -251,6 +271,31 @@ BENCHMARK(BM_Matvec)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MatvecHot)
     ->Apply(shapes)
+    ->ArgNames({"type", "cols", "rows", "threads"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+void q4_0_shapes(benchmark::internal::Benchmark* b) {
+  for (auto [cols, rows] : {std::pair<int64_t, int64_t>{1536, 8960}, {8960, 1536}}) {
+    for (int64_t nt : {1, 2}) b->Args({0, cols, rows, nt});
+  }
+}
+BENCHMARK(BM_MatvecRows16)
+    ->Apply(q4_0_shapes)
+    ->ArgNames({"type", "cols", "rows", "threads"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MatvecRows16Hot)
+    ->Apply(q4_0_shapes)
+    ->ArgNames({"type", "cols", "rows", "threads"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Decode4)
+    ->Apply(q4_0_shapes)
+    ->ArgNames({"type", "cols", "rows", "threads"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Decode4Rows16)
+    ->Apply(q4_0_shapes)
     ->ArgNames({"type", "cols", "rows", "threads"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);

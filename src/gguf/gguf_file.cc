@@ -670,6 +670,25 @@ Status GgufFile::copy_file(int fd, const std::string& path, uint64_t size, Mappi
   return Status::ok();
 }
 
+bool GgufFile::rewrite_tensors(std::span<const TensorInfo* const> tensors,
+                               const std::function<void(const TensorInfo&, uint8_t*)>& edit) {
+  if (memory_ != FileMemory::kCopy || mapping_ == nullptr || !mapping_->copied) return false;
+  if (tensors.empty()) return true;
+  mprotect(mapping_->addr, mapping_->len, PROT_READ | PROT_WRITE);
+  auto* base = static_cast<uint8_t*>(mapping_->addr);
+  auto run = [&](size_t from, size_t step) {
+    for (size_t i = from; i < tensors.size(); i += step) {
+      const TensorInfo& t = *tensors[i];
+      edit(t, base + (t.data - static_cast<const uint8_t*>(mapping_->addr)));
+    }
+  };
+  std::thread second([&] { run(1, 2); });
+  run(0, 2);
+  second.join();
+  mprotect(mapping_->addr, mapping_->len, PROT_READ);
+  return true;
+}
+
 Result<GgufFile> GgufFile::open(const std::string& path, FileMemory memory) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -126,6 +127,14 @@ class GgufFile {
   // Blocks until that collapse has finished (at once when none runs). Benchmarks call it so that
   // they measure the settled state.
   void wait_memory_settled() const;
+
+  // For a kCopy file: makes the image writable, calls edit(tensor, its bytes) for each listed
+  // tensor (split over two threads; `edit` must be thread-safe), then makes the image read-only
+  // again. The model rearranges weights for its kernels this way, in place and at the same
+  // size; afterwards those tensors' bytes are no longer the file's. Returns false, calling
+  // nothing, for a mapped file (its pages are the page cache's).
+  bool rewrite_tensors(std::span<const TensorInfo* const> tensors,
+                       const std::function<void(const TensorInfo&, uint8_t*)>& edit);
 
   // Tensor directory, in file order.
   const std::vector<TensorInfo>& tensors() const { return tensors_; }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/matmul_amx.h"
+#include "kernels/repack.h"
 #include "kernels/vec_dot.h"
 #include "kernels/vec_dot_impl.h"
 
@@ -104,8 +105,85 @@ bool uses_amx(const WeightMatrix& w, int64_t n_tokens, MatmulMode mode) {
 
 // Whether the weights of a product stream once (the token count fits one kernel tile).
 bool streams(const WeightMatrix& w, int64_t n_tokens, SimdLevel level) {
+  if (w.layout == WeightLayout::kRows16) return n_tokens <= detail::kGemmMaxTok;
   const bool gemm = level == SimdLevel::kAvx512 && detail::avx512_gemm_best(w.type) != nullptr;
   return gemm ? n_tokens <= detail::kGemmMaxTok : n_tokens == 1;
+}
+
+// matmul_group for rows16 matrices (repack.h): the same plan on 16-row groups. Activations are
+// quantized to Q8_0 with each block's offset correction and f32 scale beside; up to 4 tokens
+// the weights stream once under guided claims (in groups), wider batches run every 4-token tile
+// over a group while its weights are in L2.
+void matmul_rows16(const WeightMatrix* const* ws, float* const* ys, int n, const float* x,
+                   int64_t n_tokens, ThreadPool& pool, void* scratch) {
+  const WeightMatrix& w = *ws[0];
+  const SimdLevel level = best_simd_level();
+  detail::Rows16Fn fn = level == SimdLevel::kAvx512 ? detail::avx512_rows16(w.type) : nullptr;
+  if (fn == nullptr) fn = detail::scalar_rows16(w.type);
+  const int64_t nb = w.cols / 32;
+  const size_t a_stride = align_up(dtype_row_bytes(DType::kQ8_0, static_cast<uint64_t>(w.cols)));
+  const size_t prep_stride = align_up(static_cast<size_t>(nb) * 8);
+  std::unique_ptr<uint8_t[]> owned;
+  if (scratch == nullptr) {
+    owned = std::make_unique<uint8_t[]>(matmul_scratch_bytes(w, n_tokens));
+    scratch = owned.get();
+  }
+  const auto addr = reinterpret_cast<uintptr_t>(scratch);
+  auto* q = reinterpret_cast<uint8_t*>((addr + kScratchAlign - 1) / kScratchAlign * kScratchAlign);
+  uint8_t* prep = q + a_stride * static_cast<size_t>(n_tokens);
+  auto token = [&](int64_t t) {
+    const uint8_t* pt = prep + static_cast<size_t>(t) * prep_stride;
+    return detail::Rows16Token{reinterpret_cast<const BlockQ8_0*>(q + t * a_stride),
+                               reinterpret_cast<const int32_t*>(pt),
+                               reinterpret_cast<const float*>(pt + nb * 4)};
+  };
+  auto quantize_tokens = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      uint8_t* qt = q + t * a_stride;
+      uint8_t* pt = prep + static_cast<size_t>(t) * prep_stride;
+      quantize_activation(DType::kQ8_0, x + t * w.cols, qt, w.cols, level);
+      detail::rows16_prepare(reinterpret_cast<const BlockQ8_0*>(qt), nb,
+                             reinterpret_cast<int32_t*>(pt), reinterpret_cast<float*>(pt + nb * 4));
+    }
+  };
+  if (n_tokens <= detail::kGemmMaxTok) {
+    quantize_tokens(0, n_tokens);
+  } else {
+    pool.parallel_for_ref(n_tokens, 1, quantize_tokens);
+  }
+
+  // Groups [g0, g1) of matrix m, every token.
+  const size_t group_bytes = kRows16 * w.row_bytes;
+  auto multiply = [&](int m, int64_t g0, int64_t g1) {
+    const auto* wd = static_cast<const uint8_t*>(ws[m]->data);
+    const int64_t rows = ws[m]->rows;
+    for (int64_t g = g0; g < g1; ++g) {
+      for (int64_t t = 0; t < n_tokens; t += detail::kGemmMaxTok) {
+        const int nt = static_cast<int>(std::min<int64_t>(detail::kGemmMaxTok, n_tokens - t));
+        detail::Rows16Token tok[detail::kGemmMaxTok];
+        for (int i = 0; i < nt; ++i) tok[i] = token(t + i);
+        fn(wd + static_cast<size_t>(g) * group_bytes, nb, tok, nt, ys[m] + t * rows + g * kRows16,
+           static_cast<size_t>(rows));
+      }
+    }
+  };
+  int64_t total = 0;
+  for (int m = 0; m < n; ++m) total += ws[m]->rows / kRows16;
+  const int64_t min_groups = std::max<int64_t>(1, rows_per_chunk(w) / kRows16);
+  RowClaims claims(total, min_groups, pool.size());
+  pool.run_ref([&](int, int) {
+    int64_t c0 = 0, c1 = 0;
+    while (claims.claim(&c0, &c1)) {
+      int64_t base = 0;
+      for (int m = 0; m < n && base < c1; ++m) {
+        const int64_t groups = ws[m]->rows / kRows16;
+        const int64_t g0 = std::max(c0, base) - base;
+        const int64_t g1 = std::min(c1, base + groups) - base;
+        if (g0 < g1) multiply(m, g0, g1);
+        base += groups;
+      }
+    }
+  });
 }
 
 // The products ys[i] = ws[i] x of n matrices that share type, cols and input, on the SIMD kernels
@@ -114,6 +192,8 @@ bool streams(const WeightMatrix& w, int64_t n_tokens, SimdLevel level) {
 void matmul_group(const WeightMatrix* const* ws, float* const* ys, int n, const float* x,
                   int64_t n_tokens, ThreadPool& pool, void* scratch) {
   const WeightMatrix& w = *ws[0];
+  if (w.layout == WeightLayout::kRows16)
+    return matmul_rows16(ws, ys, n, x, n_tokens, pool, scratch);
   const SimdLevel level = best_simd_level();
   const DType act = activation_type(w.type);
   const VecDotFn dot = vec_dot_fn(w.type, level);
@@ -241,7 +321,8 @@ void matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_
   bool together = ws.size() > 1 && ws.size() == ys.size() &&
                   streams(w0, n_tokens, best_simd_level()) && !uses_amx(w0, n_tokens, mode);
   for (const WeightMatrix* w : ws) {
-    together = together && w->type == w0.type && w->cols == w0.cols && w->rows > 0;
+    together = together && w->type == w0.type && w->cols == w0.cols && w->rows > 0 &&
+               w->layout == w0.layout;
   }
   if (!together) {
     for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, n_tokens, ys[i], pool, scratch, mode);
@@ -252,9 +333,15 @@ void matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_
 
 void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y) {
   std::vector<float> row(static_cast<size_t>(w.cols));
+  std::vector<uint8_t> packed(w.row_bytes);
   const auto* wd = static_cast<const uint8_t*>(w.data);
   for (int64_t r = 0; r < w.rows; ++r) {
-    detail::dequantize_row_ref(w.type, wd + r * w.row_bytes, row.data(), w.cols);
+    const uint8_t* src = wd + r * w.row_bytes;
+    if (w.layout == WeightLayout::kRows16) {
+      rows16_read_row(w.type, w.data, w.cols, r, packed.data());
+      src = packed.data();
+    }
+    detail::dequantize_row_ref(w.type, src, row.data(), w.cols);
     for (int64_t t = 0; t < n_tokens; ++t) {
       double sum = 0.0;
       const float* xt = x + t * w.cols;

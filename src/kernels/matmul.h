@@ -13,12 +13,17 @@
 
 namespace enclave::kernels {
 
+// How a weight matrix's bytes are arranged: as in the GGUF file (row after row), or rows16
+// (16-row groups interleaved for decode, see repack.h). Either way rows * row_bytes bytes.
+enum class WeightLayout : uint8_t { kGguf, kRows16 };
+
 struct WeightMatrix {
   DType type = DType::kF32;
   const void* data = nullptr;  // rows * row_bytes bytes (e.g. straight from the mmap)
   int64_t cols = 0;            // ne[0]
   int64_t rows = 0;            // ne[1]
   size_t row_bytes = 0;
+  WeightLayout layout = WeightLayout::kGguf;
 };
 
 // Which kernels a product may use. The AVX-512 / AVX2 / scalar kernels give every (row, token)

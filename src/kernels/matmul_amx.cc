@@ -158,6 +158,41 @@ void unpack_q4_0(const uint8_t* w, size_t row_bytes, int n_valid, int64_t nb, ui
   });
 }
 
+// The same tile from one rows16 group (repack.h): per block, the four 64-byte quant vectors
+// (dword r of vector k = bytes 4k..4k+3 of row r) are transposed 4x4 within each 128-bit lane,
+// so that lane L of vector j holds the 16 quant bytes of row 4L + j; the 16 scales are already
+// one row of the scale table.
+void unpack_q4_0_rows16(const uint8_t* group, int64_t nb, uint8_t* out) {
+  auto* wd = reinterpret_cast<float*>(out + nb * kA32TileBytes);
+  const auto* scales = group + nb * 256;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i eight = _mm512_set1_epi8(8);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* qs = group + b * 256;
+    const __m512i v0 = _mm512_loadu_si512(qs), v1 = _mm512_loadu_si512(qs + 64);
+    const __m512i v2 = _mm512_loadu_si512(qs + 128), v3 = _mm512_loadu_si512(qs + 192);
+    const __m512i t0 = _mm512_unpacklo_epi32(v0, v1), t1 = _mm512_unpackhi_epi32(v0, v1);
+    const __m512i t2 = _mm512_unpacklo_epi32(v2, v3), t3 = _mm512_unpackhi_epi32(v2, v3);
+    const __m512i rows[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+                             _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+    uint8_t* tile = out + b * kA32TileBytes;
+    for (int j = 0; j < 4; ++j) {
+      alignas(64) uint8_t lo[64], hi[64];
+      _mm512_store_si512(lo, _mm512_sub_epi8(_mm512_and_si512(rows[j], m4), eight));
+      _mm512_store_si512(
+          hi, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(rows[j], 4), m4), eight));
+      for (int lane = 0; lane < 4; ++lane) {
+        uint8_t* row = tile + 32 * (4 * lane + j);
+        std::memcpy(row, lo + 16 * lane, 16);
+        std::memcpy(row + 16, hi + 16 * lane, 16);
+      }
+    }
+    _mm512_storeu_ps(
+        wd + b * kTile,
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * 32))));
+  }
+}
+
 void unpack_q8_0(const uint8_t* w, size_t row_bytes, int n_valid, int64_t nb, uint8_t* out) {
   unpack_32<BlockQ8_0>(w, row_bytes, n_valid, nb, out, [](const BlockQ8_0& blk) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
@@ -607,6 +642,9 @@ void amx_matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* 
     if (next.load(std::memory_order_relaxed) >= n_chunks) return;
     configure_tiles(p.kquant ? 64 : 32);
     AlignedBuffer wbuf = make_buffer(p.weight_bytes * static_cast<size_t>(p.n_tiles_per_chunk));
+    // rows16 weights (repack.h): each 16-row tile is one group, unpacked into the same tile
+    // bytes as the GGUF rows give, so the results are those of the GGUF layout.
+    const bool rows16 = w.layout == WeightLayout::kRows16;
     alignas(64) AccTile acc[4];
     for (;;) {
       const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
@@ -617,8 +655,12 @@ void amx_matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* 
       const uint8_t* wt[2] = {wbuf.get(), wbuf.get() + p.weight_bytes};
       for (int i = 0; i < n_nt; ++i) {
         const int valid = static_cast<int>(std::min<int64_t>(kTile, rows_left - i * kTile));
-        unpack(w.type, wd + static_cast<size_t>(r0 + i * kTile) * w.row_bytes, w.row_bytes, valid,
-               p.n_blocks, wbuf.get() + i * p.weight_bytes);
+        const uint8_t* src = wd + static_cast<size_t>(r0 + i * kTile) * w.row_bytes;
+        if (rows16) {
+          unpack_q4_0_rows16(src, p.n_blocks, wbuf.get() + i * p.weight_bytes);
+        } else {
+          unpack(w.type, src, w.row_bytes, valid, p.n_blocks, wbuf.get() + i * p.weight_bytes);
+        }
       }
       for (int64_t mt = 0; mt < n_mt; mt += 2) {
         const int m_count = static_cast<int>(std::min<int64_t>(2, n_mt - mt));

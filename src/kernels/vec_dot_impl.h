@@ -54,6 +54,23 @@ inline VecDotFn avx512_gemm_dot_best(DType weight_type) {
 constexpr int kGemmMaxRows = 4;
 constexpr int kGemmMaxTok = 4;
 
+// rows16 kernels (repack.h): one 16-row group of nb Q4_0 blocks times n_tok <= kGemmMaxTok
+// tokens, out[t * out_stride + r] = dot(row r, token t). A token is its Q8_0 row plus, per block,
+// -8 * (sum of the block's quants) and the block's scale as f32 (rows16_prepare). Per (row,
+// token) the arithmetic is fixed: per block an exact int32 sum, then acc = fma(d_w * d_a,
+// float(sum), acc) from acc = 0 in block order; so every implementation and every n_tok give the
+// same bits.
+struct Rows16Token {
+  const BlockQ8_0* q;
+  const int32_t* corr;
+  const float* da;
+};
+using Rows16Fn = void (*)(const uint8_t* group, int64_t nb, const Rows16Token* tok, int n_tok,
+                          float* out, size_t out_stride);
+Rows16Fn scalar_rows16(DType weight_type);
+Rows16Fn avx512_rows16(DType weight_type);
+void rows16_prepare(const BlockQ8_0* q, int64_t nb, int32_t* corr, float* da);
+
 // Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7).
 inline void k4_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* mn) {
   if (j < 4) {

@@ -3,9 +3,12 @@
 
 #include <cmath>
 #include <string>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "kernels/quantize.h"
+#include "kernels/repack.h"
 #include "model/arch.h"
 #include "model/weights.h"
 
@@ -37,6 +40,7 @@ namespace {
 
 using detail::ArchSpec;
 using detail::LayerTensor;
+using detail::LayerWeights;
 using detail::ModelWeights;
 using detail::Presence;
 
@@ -358,6 +362,37 @@ Status bind_weights(const gguf::GgufFile& f, const ArchSpec& spec, ModelConfig& 
   return Status::ok();
 }
 
+// Rearranges, in the copied image, every matrix the decode kernels read faster as rows16
+// (kernels/repack.h) and marks it so. Only matrices that are nothing but matmul weights:
+// token_embd (and the output when tied to it) is also read by row. Returns how many.
+int repack_for_decode(gguf::GgufFile& f, const ModelConfig& c, ModelWeights& w) {
+  std::vector<kernels::WeightMatrix*> mats;
+  for (LayerWeights& L : w.layers) {
+    for (kernels::WeightMatrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      mats.push_back(m);
+  }
+  if (!c.tied_output) mats.push_back(&w.output);
+  std::unordered_map<const void*, const gguf::TensorInfo*> by_data;
+  for (const gguf::TensorInfo& t : f.tensors()) by_data.emplace(t.data, &t);
+  std::vector<const gguf::TensorInfo*> tensors;
+  std::vector<kernels::WeightMatrix*> chosen;
+  for (kernels::WeightMatrix* m : mats) {
+    if (m->data == nullptr || !kernels::rows16_preferred(m->type, m->rows, m->cols)) continue;
+    const auto it = by_data.find(m->data);
+    if (it == by_data.end()) continue;
+    tensors.push_back(it->second);
+    chosen.push_back(m);
+    by_data.erase(it);  // never twice
+  }
+  const bool done = f.rewrite_tensors(tensors, [](const gguf::TensorInfo& t, uint8_t* data) {
+    kernels::repack_rows16_in_place(t.type, data, static_cast<int64_t>(t.ne[1]),
+                                    static_cast<int64_t>(t.ne[0]));
+  });
+  if (!done) return 0;
+  for (kernels::WeightMatrix* m : chosen) m->layout = kernels::WeightLayout::kRows16;
+  return static_cast<int>(chosen.size());
+}
+
 }  // namespace
 
 Model::Model(gguf::GgufFile file)
@@ -379,6 +414,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& gguf_path, gguf::F
   std::unique_ptr<Model> m(new Model(std::move(file)));
   ENCLAVE_ASSIGN_OR_RETURN(m->config_, read_config(m->file_, *spec));
   ENCLAVE_TRY_STATUS(bind_weights(m->file_, *spec, m->config_, *m->weights_, m->weight_bytes_));
+  m->repacked_matrices_ = repack_for_decode(m->file_, m->config_, *m->weights_);
   return m;
 }
 

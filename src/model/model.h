@@ -49,7 +49,10 @@ struct ModelWeights;  // weights.h: tensor views bound at load
 class Model {
  public:
   // Loads the file (by default copied into huge-page memory, see gguf::FileMemory; kMap maps it
-  // instead) and binds every tensor in place, in the file's own layout. Errors: unsupported
+  // instead) and binds every tensor in place. A copied file's Q4_0 matrices are rearranged in
+  // place into the kernels' rows16 decode layout where this CPU runs it faster
+  // (kernels/repack.h; ~half the uops per weight byte); a mapped file keeps the GGUF layout, as
+  // do embeddings (read by row). Errors: unsupported
   // architecture (kUnsupported, naming it), missing tensor (kNotFound, naming it), wrong shape
   // or type (kCorruptData / kUnsupported, naming the tensor and both shapes).
   static Result<std::unique_ptr<Model>> load(const std::string& gguf_path,
@@ -61,6 +64,8 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const gguf::GgufFile& file() const { return file_; }  // tokenizer / chat template
   uint64_t weight_bytes() const { return weight_bytes_; }
+  // How many weight matrices were repacked into the rows16 decode layout at load.
+  int repacked_matrices() const { return repacked_matrices_; }
 
   const detail::ModelWeights& weights() const { return *weights_; }  // for Context
 
@@ -70,6 +75,7 @@ class Model {
   ModelConfig config_;
   std::unique_ptr<detail::ModelWeights> weights_;
   uint64_t weight_bytes_ = 0;
+  int repacked_matrices_ = 0;
 };
 
 enum class KvType { kF16, kQ8_0, kF32 };

@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <span>
 #include <string>
 
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
+#include "kernels/repack.h"
 #include "ref_data.h"
 
 namespace enclave::model {
@@ -39,6 +41,43 @@ TEST(ModelLoad, LlamaTinyConfig) {
   EXPECT_FALSE(c.tied_output);
   EXPECT_GT((*m)->weight_bytes(), 900000u);
   EXPECT_LE((*m)->weight_bytes(), (*m)->file().file_size());
+}
+
+// A copied file's Q4_0 matrices (all 14 layer matrices and the output; not token_embd) are
+// repacked into the kernels' rows16 decode layout where the CPU prefers it; a mapped file keeps
+// the GGUF layout. Both compute the same logits up to float summation order.
+TEST(ModelLoad, CopiedQ4_0MatricesAreRepackedForDecode) {
+  auto copied = Model::load(fixture_path("llama-tiny-Q4_0.gguf"), gguf::FileMemory::kCopy);
+  auto mapped = Model::load(fixture_path("llama-tiny-Q4_0.gguf"), gguf::FileMemory::kMap);
+  ASSERT_TRUE(copied) << copied.error().message;
+  ASSERT_TRUE(mapped) << mapped.error().message;
+  const bool preferred = kernels::rows16_preferred(DType::kQ4_0, 256, 256);
+  EXPECT_EQ((*copied)->repacked_matrices(), preferred ? 15 : 0);
+  EXPECT_EQ((*mapped)->repacked_matrices(), 0);
+  const std::vector<int32_t> prompt = {1, 15, 27, 300, 9, 44};
+  std::vector<std::vector<float>> logits(2);
+  for (int i = 0; i < 2; ++i) {
+    const Model& m = i == 0 ? **copied : **mapped;
+    auto ctx = Context::create(m, 1, 64, KvType::kF16, 2);
+    ASSERT_TRUE(ctx) << ctx.error().message;
+    Batch b;
+    for (size_t t = 0; t < prompt.size(); ++t) {
+      b.add(prompt[t], static_cast<int32_t>(t), 0, t + 1 == prompt.size());
+    }
+    ASSERT_TRUE((*ctx)->decode(b, logits[i]).is_ok());  // prompt: AMX or the SIMD kernels
+    for (int32_t step = 0; step < 3; ++step) {          // then decode steps (matrix-vector)
+      b.clear();
+      b.add(5 + step, static_cast<int32_t>(prompt.size()) + step, 0, true);
+      ASSERT_TRUE((*ctx)->decode(b, logits[i]).is_ok());
+    }
+  }
+  ASSERT_EQ(logits[0].size(), logits[1].size());
+  double num = 0.0, den = 0.0;
+  for (size_t k = 0; k < logits[0].size(); ++k) {
+    num += (logits[0][k] - logits[1][k]) * static_cast<double>(logits[0][k] - logits[1][k]);
+    den += static_cast<double>(logits[1][k]) * logits[1][k];
+  }
+  EXPECT_LE(std::sqrt(num / den), 1e-4);
 }
 
 TEST(ModelLoad, Qwen2TinyConfig) {
