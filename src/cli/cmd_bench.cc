@@ -220,8 +220,11 @@ int bench_command(const BenchOptions& o) {
       for (size_t k = 0; k < r.tps.size(); ++k) std::printf("%s%.3f", k ? "," : "", r.tps[k]);
       std::printf("]}");
     }
-    std::printf("],\"peak_rss_bytes\":%llu,\"rss_budget_bytes\":%llu}\n",
-                static_cast<unsigned long long>(rss), static_cast<unsigned long long>(budget));
+    std::printf(
+        "],\"weights_mapped\":%s,\"rows16_matrices\":%d,\"peak_rss_bytes\":%llu,"
+        "\"rss_budget_bytes\":%llu}\n",
+        m.file().memory() == gguf::FileMemory::kMap ? "true" : "false", m.repacked_matrices(),
+        static_cast<unsigned long long>(rss), static_cast<unsigned long long>(budget));
     return 0;
   }
   std::printf(
@@ -229,6 +232,9 @@ int bench_command(const BenchOptions& o) {
       "reps %d\n",
       name.c_str(), cfg.arch_name.c_str(), cfg.n_layer, cfg.n_embd, file_bytes / mib,
       o.kv_type.c_str(), kv_bytes / mib, o.threads, o.reps);
+  std::printf("weights: %s, %d matrices in the rows16 decode layout\n",
+              m.file().memory() == gguf::FileMemory::kMap ? "mapped" : "copied",
+              m.repacked_matrices());
   std::printf("| %-14s | %12s | %12s | %12s |\n", "test", "t/s median", "min", "max");
   std::printf("| %-14s | %12s | %12s | %12s |\n", "--------------", "------------", "------------",
               "------------");
