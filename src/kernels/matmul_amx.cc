@@ -76,6 +76,10 @@ void configure_tiles(int k_bytes) {
     cfg.rows[t] = kTile;
     cfg.colsb[t] = 4 * kTile;
   }
+  // GCC's _tile_loadconfig tells the compiler it reads only the first 8 bytes of the config, so
+  // without this barrier the row and column stores can be dropped as dead (then the first tile
+  // load faults with #UD).
+  __asm__ __volatile__("" : : "r"(&cfg) : "memory");
   _tile_loadconfig(&cfg);
 }
 
