@@ -11,6 +11,10 @@
 # PERF_OUT (optional): `perf record -g` of the serve process during its run at the first rate,
 # written to that file (read it with `perf report -i FILE --no-children`); PERF_CALL_GRAPH
 # replaces -g (e.g. "--call-graph dwarf -F 2000": the binary has no frame pointers).
+# CALLGRIND_OUT (optional): runs the serve process under valgrind's callgrind and counts the
+# instructions it executes (all threads) during its run at the first rate, written to FILE.1
+# (`callgrind_annotate --inclusive=yes FILE.1`). Unlike latency it does not depend on other load
+# on the machine; use a low rate (e.g. RATES=50 ... 12: 8 s counted, ~400 requests).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build-router}
@@ -62,11 +66,15 @@ backends:
   - {name: cloud, preset: deepseek, base_url: "http://127.0.0.1:$P_UP", api_key: sk-bench-0000000000000000000000}
 CONF
 KEY=sk-enclave-bench-key-000000000000000000
-ENCLAVE_API_KEY=$KEY "$ENCLAVE" serve --model "$MODEL" --port $P_GW --data-dir "$WORK/data" \
+WRAP=()
+if [[ -n ${CALLGRIND_OUT:-} ]]; then
+  WRAP=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$CALLGRIND_OUT")
+fi
+ENCLAVE_API_KEY=$KEY "${WRAP[@]}" "$ENCLAVE" serve --model "$MODEL" --port $P_GW --data-dir "$WORK/data" \
   --gateway "$WORK/gateway.yaml" --threads 1 --io-threads "${IO_THREADS:-1}" \
   --audit-fsync "${AUDIT_FSYNC:-batch}" >"$WORK/logs/serve.log" 2>&1 &
 GW_PID=$!
-for _ in $(seq 100); do
+for _ in $(seq "$([[ -n ${CALLGRIND_OUT:-} ]] && echo 900 || echo 100)"); do
   curl -sf "http://127.0.0.1:$P_GW/health" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$P_UP/" >/dev/null 2>&1 && break
   sleep 0.1
 done
@@ -83,6 +91,12 @@ for rate in "${RATES[@]}"; do
     if [[ -n ${PERF_OUT:-} && $name == enclave-gateway && $rate == "${RATES[0]}" ]]; then
       # shellcheck disable=SC2086  # PERF_CALL_GRAPH holds several options
       perf record -q ${PERF_CALL_GRAPH:--g} -p "$GW_PID" -o "$PERF_OUT" -- sleep "$((DUR + 2))" 2>/dev/null &
+      PERF_PID=$!
+    fi
+    if [[ -n ${CALLGRIND_OUT:-} && $name == enclave-gateway && $rate == "${RATES[0]}" ]]; then
+      (sleep 3 && callgrind_control -i on "$GW_PID" >/dev/null 2>&1 && sleep "$((DUR - 4))" &&
+        callgrind_control -i off "$GW_PID" >/dev/null 2>&1 && callgrind_control -d "$GW_PID" >/dev/null 2>&1
+        echo "callgrind: $((DUR - 4)) s counted (~$((rate * (DUR - 4))) requests) -> $CALLGRIND_OUT.1") &
       PERF_PID=$!
     fi
     printf '%-16s ' "$name"

@@ -323,11 +323,23 @@ net::awaitable<Status> exchange(Stream& stream, Conn& conn, CallState& st, const
     if (st.cancelled) co_return Error(ErrorCode::kUnavailable, "upstream call cancelled");
     parser.get().body().data = buf;
     parser.get().body().size = sizeof(buf);
-    st.step(st.call.timeouts.read_ms);
-    co_await http::async_read_some(stream, conn.buffer, parser,
-                                   net::redirect_error(net::use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec || st.timed_out) co_return io_error("read", ec, st.timed_out);
+    // Body bytes that came with the head (a small answer arrives whole) are parsed here:
+    // async_read_some would find them without I/O and post its completion, one more trip
+    // through the io loop.
+    size_t used = 0;
+    if (conn.buffer.size() > 0) {
+      used = parser.put(conn.buffer.data(), ec);
+      conn.buffer.consume(used);
+      if (ec == http::error::need_more || ec == http::error::need_buffer) ec = {};
+      if (ec) co_return io_error("read", ec, false);
+    }
+    if (used == 0) {
+      st.step(st.call.timeouts.read_ms);
+      co_await http::async_read_some(stream, conn.buffer, parser,
+                                     net::redirect_error(net::use_awaitable, ec));
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec || st.timed_out) co_return io_error("read", ec, st.timed_out);
+    }
     size_t n = sizeof(buf) - parser.get().body().size;
     if (n > 0 && st.events.on_body) st.events.on_body(std::string_view(buf, n));
   }
@@ -367,8 +379,8 @@ net::awaitable<void> run_call(std::shared_ptr<CallState> st) {
     break;
   }
   st->active = nullptr;
-  st->stop_watchdog();
   if (st->events.on_done) st->events.on_done(result);
+  st->stop_watchdog();  // after the answer went on its way
 }
 
 }  // namespace
@@ -406,22 +418,31 @@ std::shared_ptr<UpstreamCallHandle> UpstreamClient::start(const UpstreamEndpoint
   st->events = std::move(events);
   st->deadline = Clock::now() + std::chrono::milliseconds(st->call.timeouts.total_ms);
   bool bad_header = has_line_break(st->call.method) || has_line_break(st->call.path);
-  for (const auto& [k, v] : st->call.headers) bad_header = bad_header || has_line_break(k + v);
-  // Posted, never run inline: the caller finishes its own step before any callback runs.
-  net::post(executor, [st, bad_header] {
-    if (bad_header) {
-      if (st->events.on_done) {
-        st->events.on_done(Error(ErrorCode::kInvalidArgument,
-                                 "upstream request header contains a line break; check the "
-                                 "backend's api_key and base_url"));
-      }
-      return;
-    }
-    net::co_spawn(st->executor, run_call(st), [st](std::exception_ptr e) {
-      if (e && st->events.on_done) {
-        st->events.on_done(Error(ErrorCode::kInternal, "upstream client: unexpected exception"));
-      }
+  for (const auto& [k, v] : st->call.headers) {
+    bad_header = bad_header || has_line_break(k) || has_line_break(v);
+  }
+  std::optional<Error> refused;
+  if (bad_header) {
+    refused = Error(ErrorCode::kInvalidArgument,
+                    "upstream request header contains a line break; check the backend's api_key "
+                    "and base_url");
+  } else if (st->tls_ctx && !*st->tls_ctx) {
+    refused = st->tls_ctx->error();
+  }
+  if (refused) {
+    // Posted: the caller finishes its own step before on_done runs.
+    net::post(executor, [st, e = std::move(*refused)] {
+      if (st->events.on_done) st->events.on_done(e);
     });
+    return st;
+  }
+  // Spawned in place: on the caller's strand the call runs inline up to its first wait (the
+  // request is written before start() returns). No callback runs before start() returns: Asio
+  // posts the completion of an operation that finishes at once.
+  net::co_spawn(st->executor, run_call(st), [st](std::exception_ptr e) {
+    if (e && st->events.on_done) {
+      st->events.on_done(Error(ErrorCode::kInternal, "upstream client: unexpected exception"));
+    }
   });
   return st;
 }

@@ -2,13 +2,21 @@
 // Router as an Exchange, and writes responses (full or chunked SSE) from a queue. Everything on the
 // connection's strand. While a request is in flight a read stays armed, so a client that closes its
 // socket cancels its generation (as does a failed write). Included only by server.cc.
+//
+// Per request the session arms no timer: one lazy deadline timer per connection (read, idle,
+// request and linger limits all move `deadline_`, a plain field) wakes at the latest one
+// `max_wait_` after it was armed and re-arms itself for whatever deadline is current then. Writes
+// from handlers on the connection's strand run inline (dispatch); only other threads (the engine)
+// post.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <list>
@@ -87,11 +95,15 @@ std::string format_head(int status, std::string_view content_type, const HttpRes
 template <class Stream>
 class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
+  using Clock = std::chrono::steady_clock;
+
   Session(ServerCore& core, Stream stream)
       : core_(core),
         stream_(std::move(stream)),
-        timer_(stream_.get_executor()),
-        request_timer_(stream_.get_executor()) {}
+        deadline_timer_(stream_.get_executor()),
+        max_wait_(std::chrono::seconds(
+            std::max(1, std::min({core.options.read_timeout_s, core.options.idle_timeout_s,
+                                  core.options.request_timeout_s})))) {}
 
   void start(bool tls) {
     tls_ = tls;
@@ -123,7 +135,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
    public:
     // Holds the session weakly: the session owns the exchange (exchange_), and a strong
     // reference back would be a cycle that outlives the io_context at shutdown. While the
-    // request is in flight the session is kept alive by its pending request timer.
+    // connection is open the session is kept alive by its pending deadline timer.
     SessionExchange(const std::shared_ptr<Session>& s, HttpRequest r)
         : session_(s), executor_(s->stream_.get_executor()), request_(std::move(r)) {}
     const HttpRequest& request() const override { return request_; }
@@ -186,13 +198,25 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
 
    private:
+    // Inline when the caller already runs on the connection's strand (the gateway, synchronous
+    // answers of the local handlers) and nothing posted from another thread (the engine) is still
+    // waiting: writes keep their order either way. Otherwise queued on the strand.
     template <class F>
     void post(F&& f) {
       std::shared_ptr<Session> s = session_.lock();
       if (!s) return;  // the connection is gone: nothing can be written
+      if (queued_writes_.load(std::memory_order_acquire) == 0 && on_own_strand()) return f(*s);
       // Keep this exchange alive until the posted write ran.
       auto keep = this->shared_from_this();
-      net::post(executor_, [s = std::move(s), keep, f = std::forward<F>(f)]() mutable { f(*s); });
+      queued_writes_.fetch_add(1, std::memory_order_acq_rel);
+      net::post(executor_, [s = std::move(s), keep, f = std::forward<F>(f)]() mutable {
+        keep->queued_writes_.fetch_sub(1, std::memory_order_acq_rel);
+        f(*s);
+      });
+    }
+    bool on_own_strand() const {
+      const auto* strand = executor_.target<net::strand<net::io_context::executor_type>>();
+      return strand && strand->running_in_this_thread();
     }
 
     std::weak_ptr<Session> session_;
@@ -204,6 +228,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     CancelReason reason_ = CancelReason::kDisconnected;
     std::function<void(CancelReason)> cancel_fn_;
     std::atomic<bool> cancelled_{false};
+    std::atomic<int> queued_writes_{0};  // posted writes not run yet
     std::vector<std::pair<std::string, std::string>> extra_headers_;
     friend class Session;
   };
@@ -225,14 +250,23 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void close();
   void linger_close();
   void linger_read();
-  void arm_timer(int seconds);
-  void arm_request_timer(int seconds);
+  // The connection's one time limit (read, idle, whole request or linger) ends at `deadline`.
+  void set_deadline(Clock::time_point deadline);
+  void set_deadline_in(int seconds) { set_deadline(Clock::now() + std::chrono::seconds(seconds)); }
+  void arm_deadline_timer(Clock::time_point at);
+  void on_deadline_timer(beast::error_code ec);
   bool current(SessionExchange* ex) const { return exchange_ && exchange_.get() == ex; }
 
   ServerCore& core_;
   Stream stream_;
-  net::steady_timer timer_;
-  net::steady_timer request_timer_;
+  net::steady_timer deadline_timer_;
+  Clock::time_point deadline_ = Clock::time_point::max();  // the current limit
+  Clock::time_point timer_expiry_{};                       // when the pending wait ends
+  bool timer_armed_ = false;
+  uint64_t timer_generation_ = 0;  // a wait replaced by an earlier one is ignored when it ends
+  // The shortest of the read, idle and request limits: the timer never waits longer than this
+  // past its arming, so a limit of at least that length only moves deadline_ (no timer operation).
+  Clock::duration max_wait_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<SessionExchange> exchange_;

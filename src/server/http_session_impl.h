@@ -6,10 +6,9 @@ namespace enclave::server {
 template <class Stream>
 void Session<Stream>::begin() {
   if constexpr (!std::is_same_v<Stream, tcp::socket>) {
-    arm_timer(core_.options.read_timeout_s);
+    set_deadline_in(core_.options.read_timeout_s);
     auto self = this->shared_from_this();
     stream_.async_handshake(net::ssl::stream_base::server, [self](beast::error_code ec) {
-      self->timer_.cancel();
       if (ec || self->closed_) return self->close();
       self->read_request();
     });
@@ -19,15 +18,45 @@ void Session<Stream>::begin() {
 }
 
 template <class Stream>
-void Session<Stream>::arm_timer(int seconds) {
-  timer_.expires_after(std::chrono::seconds(seconds));
-  std::weak_ptr<Session> weak = this->shared_from_this();
-  timer_.async_wait([weak](beast::error_code ec) {
-    if (ec) return;
-    if (auto self = weak.lock(); self && !self->exchange_) self->close();
+void Session<Stream>::set_deadline(Clock::time_point deadline) {
+  deadline_ = deadline;
+  if (closed_) return;
+  // A pending wait that ends at or before the new deadline re-arms itself when it ends.
+  if (!timer_armed_) return arm_deadline_timer(std::min(deadline, Clock::now() + max_wait_));
+  if (deadline < timer_expiry_) arm_deadline_timer(deadline);  // sooner: replace the wait
+}
+
+template <class Stream>
+void Session<Stream>::arm_deadline_timer(Clock::time_point at) {
+  timer_armed_ = true;
+  timer_expiry_ = at;
+  uint64_t generation = ++timer_generation_;
+  deadline_timer_.expires_at(at);  // cancels a pending wait (it sees a newer generation)
+  // The pending wait holds the session: while the connection is open nothing else may (a
+  // request's exchange holds it weakly). close() cancels it.
+  deadline_timer_.async_wait([self = this->shared_from_this(), generation](beast::error_code ec) {
+    if (generation != self->timer_generation_) return;
+    self->timer_armed_ = false;
+    self->on_deadline_timer(ec);
   });
 }
 
+template <class Stream>
+void Session<Stream>::on_deadline_timer(beast::error_code ec) {
+  if (ec || closed_) return;
+  Clock::time_point now = Clock::now();
+  if (now < deadline_) return arm_deadline_timer(std::min(deadline_, now + max_wait_));
+  if (!exchange_) return close();  // read, idle or linger limit
+  // Whole-request limit: cancels the generation (the handler then answers 408); keeps checking
+  // until the answer came (complete_request() moves the deadline on).
+  std::shared_ptr<SessionExchange> ex = exchange_;
+  ex->fire_cancel(CancelReason::kTimeout);
+  if (exchange_ == ex) set_deadline_in(std::max(1, core_.options.read_timeout_s));
+}
+
+// Bytes of the next request that already arrived (read while the previous one was in flight) are
+// parsed here: async_read would find the message complete without any I/O and post its
+// completion, one more trip through the io loop per request.
 template <class Stream>
 void Session<Stream>::read_request() {
   if (closed_ || reading_) return;
@@ -35,7 +64,18 @@ void Session<Stream>::read_request() {
   parser_.emplace();
   parser_->body_limit(core_.options.max_body_bytes);
   parser_->header_limit(core_.options.max_header_bytes);
-  arm_timer(buffer_.size() > 0 ? core_.options.read_timeout_s : core_.options.idle_timeout_s);
+  set_deadline_in(buffer_.size() > 0 ? core_.options.read_timeout_s : core_.options.idle_timeout_s);
+  if (buffer_.size() > 0) {
+    beast::error_code ec;
+    parser_->eager(true);
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec || used == 0) break;
+    }
+    if (ec == http::error::need_more) ec = {};
+    if (ec || parser_->is_done()) return on_read(ec);
+  }
   reading_ = true;
   auto self = this->shared_from_this();
   http::async_read(stream_, buffer_, *parser_,
@@ -45,7 +85,6 @@ void Session<Stream>::read_request() {
 template <class Stream>
 void Session<Stream>::on_read(beast::error_code ec) {
   reading_ = false;
-  timer_.cancel();
   if (closed_) return;
   if (ec == http::error::body_limit) {
     return write_error_and_close(api::payload_too_large(core_.options.max_body_bytes));
@@ -85,7 +124,7 @@ void Session<Stream>::dispatch_request() {
   streaming_ = false;
   exchange_ = std::make_shared<SessionExchange>(this->shared_from_this(), std::move(req));
   core_.begin_request();
-  arm_request_timer(core_.options.request_timeout_s);
+  set_deadline_in(core_.options.request_timeout_s);
   std::shared_ptr<SessionExchange> ex = exchange_;
   try {
     core_.router.dispatch(ex);
@@ -96,29 +135,14 @@ void Session<Stream>::dispatch_request() {
   watch();
 }
 
-// Whole-request time limit: cancels the generation (the handler then answers 408). The pending
-// wait also keeps the session alive while a request is in flight (the exchange holds the session
-// only weakly), so after firing it re-arms until the answer came; complete_request() cancels it.
-template <class Stream>
-void Session<Stream>::arm_request_timer(int seconds) {
-  request_timer_.expires_after(std::chrono::seconds(seconds));
-  std::weak_ptr<SessionExchange> armed_for = exchange_;
-  request_timer_.async_wait([self = this->shared_from_this(), armed_for](beast::error_code ec) {
-    std::shared_ptr<SessionExchange> ex = armed_for.lock();
-    // A wait that expired just as its request completed must not hit the next request.
-    if (ec || !ex || ex != self->exchange_) return;
-    ex->fire_cancel(CancelReason::kTimeout);
-    if (self->exchange_ == ex) {
-      self->arm_request_timer(std::max(1, self->core_.options.read_timeout_s));
-    }
-  });
-}
-
 // Keeps one read armed while the request is in flight: EOF/reset there means the client left.
 template <class Stream>
 void Session<Stream>::watch() {
   if (reading_ || closed_ || !exchange_) return;
-  if (buffer_.size() >= 64 * 1024) return;  // pipelined data waits for the next read_request()
+  // Bytes of a pipelined next request are already buffered (the client is still there): no watch,
+  // or it would wait for bytes the client will not send before its answer. complete_request()
+  // parses them.
+  if (buffer_.size() > 0) return;
   reading_ = true;
   auto self = this->shared_from_this();
   stream_.async_read_some(buffer_.prepare(4096),
@@ -233,7 +257,6 @@ void Session<Stream>::do_write() {
 
 template <class Stream>
 void Session<Stream>::complete_request() {
-  request_timer_.cancel();
   if (exchange_) exchange_->clear_cancel();
   exchange_.reset();
   response_done_ = false;
@@ -242,14 +265,14 @@ void Session<Stream>::complete_request() {
   if (closed_ || write_failed_) return close();
   if (!keep_alive_ || core_.draining.load()) return close();
   if (!reading_) return read_request();
-  arm_timer(core_.options.idle_timeout_s);  // the armed watch read now waits for the next request
+  set_deadline_in(core_.options.idle_timeout_s);  // the armed watch read now waits for the next one
 }
 
 template <class Stream>
 void Session<Stream>::close() {
   if (closed_) return;
   closed_ = true;
-  timer_.cancel();
+  deadline_timer_.cancel();
   if (std::shared_ptr<SessionExchange> ex = exchange_) ex->fire_cancel(CancelReason::kDisconnected);
   beast::error_code ec;
   auto& sock = beast::get_lowest_layer(stream_);
@@ -268,12 +291,7 @@ void Session<Stream>::linger_close() {
   beast::get_lowest_layer(stream_).shutdown(tcp::socket::shutdown_send, ec);
   if (ec) return close();
   constexpr auto kLingerTime = std::chrono::seconds(2);
-  timer_.expires_after(kLingerTime);
-  std::weak_ptr<Session> weak = this->shared_from_this();
-  timer_.async_wait([weak](beast::error_code ec) {
-    if (ec) return;
-    if (auto self = weak.lock()) self->close();
-  });
+  set_deadline(Clock::now() + kLingerTime);
   linger_buffer_ = std::make_unique<char[]>(kLingerBufferBytes);
   linger_read();
 }

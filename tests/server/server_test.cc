@@ -3,6 +3,8 @@
 #include "server/server.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <boost/json.hpp>
 #include <thread>
@@ -131,6 +133,79 @@ TEST_F(ServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   EXPECT_EQ(m.status, 200);
   json::value v = json::parse(m.body);
   EXPECT_EQ(std::string(v.at("data").as_array()[0].at("id").as_string()), "fake-model");
+}
+
+// Requests sent back to back in one write: the second is already buffered when the first is
+// answered and is parsed from the buffer without another read.
+TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  start();
+  testing::Connection c(server_->port());
+  const std::string chat =
+      R"({"model":"fake-model","max_tokens":2,"messages":[{"role":"user","content":"hi"}]})";
+  std::string wire = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  wire += "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ";
+  wire += kChatKey;
+  wire += "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(chat.size()) +
+          "\r\n\r\n" + chat;
+  wire += "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";  // no key: 401
+  boost::asio::write(c.socket(), boost::asio::buffer(wire));
+  boost::beast::flat_buffer buffer;
+  std::vector<Reply> replies;
+  for (int i = 0; i < 3; ++i) {
+    boost::beast::http::response<boost::beast::http::string_body> res;
+    boost::beast::http::read(c.socket(), buffer, res);
+    replies.push_back(testing::to_reply(res));
+  }
+  EXPECT_EQ(replies[0].status, 200);
+  EXPECT_NE(replies[0].body.find("ok"), std::string::npos);
+  ASSERT_EQ(replies[1].status, 200) << replies[1].body;
+  EXPECT_EQ(std::string(json::parse(replies[1].body).at("object").as_string()), "chat.completion");
+  EXPECT_EQ(replies[2].status, 401);
+}
+
+// Waits up to `limit_s` for the server to close `socket`; true when it did (EOF or reset).
+bool closed_by_server(boost::asio::ip::tcp::socket& socket, int limit_s) {
+  timeval tv{limit_s, 0};
+  int fd = socket.native_handle();
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char byte;
+  ssize_t n = ::recv(fd, &byte, 1, 0);
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+TEST_F(ServerTest, IdleKeepAliveConnectionIsClosedAfterIdleTimeout) {
+  ServerOptions opts;
+  opts.idle_timeout_s = 1;
+  start(opts);
+  testing::Connection c(server_->port());
+  ASSERT_EQ(c.request("GET", "/health").status, 200);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(closed_by_server(c.socket(), 10));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(900));
+}
+
+TEST_F(ServerTest, ConnectionWithoutRequestIsClosedAfterIdleTimeout) {
+  ServerOptions opts;
+  opts.idle_timeout_s = 1;
+  start(opts);
+  testing::Connection c(server_->port());
+  EXPECT_TRUE(closed_by_server(c.socket(), 10));
+}
+
+TEST_F(ServerTest, RequestTimeLimitAnswers408) {
+  ServerOptions opts;
+  opts.request_timeout_s = 1;
+  FakeBackend::Options slow;
+  slow.token_delay = std::chrono::milliseconds(200);
+  start(opts, slow);
+  testing::Connection c(server_->port());
+  Reply r = c.request(
+      "POST", "/v1/chat/completions",
+      R"({"model":"fake-model","max_tokens":100,"messages":[{"role":"user","content":"hi"}]})",
+      kChatKey);
+  EXPECT_EQ(r.status, 408) << r.body;
+  // The connection stays usable: the next request gets its own time limit.
+  EXPECT_EQ(c.request("GET", "/health").status, 200);
 }
 
 TEST_F(ServerTest, ChatCompletionFullResponse) {
