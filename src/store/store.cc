@@ -200,6 +200,7 @@ Store::~Store() {
     stop_cv_.notify_all();
     batch_thread_.join();
   }
+  finalize_usage_statements();
   sqlite3_close_v2(db_);
 }
 
@@ -506,7 +507,51 @@ void bind_usage(Stmt& q, const UsageRecord& r, int64_t now_ms) {
       .bind(10, r.cost_micros)
       .bind(11, r.created_at_ms ? r.created_at_ms : now_ms);
 }
+
+// SQLITE_STATIC: the row outlives its step, and the bindings are cleared before the batch's
+// rows go away, so SQLite need not copy every string.
+void bind_usage_static(sqlite3_stmt* q, const UsageRecord& r, int64_t now_ms) {
+  int i = 1;
+  for (const std::string* text :
+       {&r.tenant, &r.api_key_name, &r.request_id, &r.backend, &r.model, &r.model_version}) {
+    sqlite3_bind_text(q, i++, text->data(), static_cast<int>(text->size()), SQLITE_STATIC);
+  }
+  sqlite3_bind_int64(q, 7, r.prompt_tokens);
+  sqlite3_bind_int64(q, 8, r.completion_tokens);
+  sqlite3_bind_double(q, 9, r.latency_ms);
+  sqlite3_bind_int64(q, 10, r.cost_micros);
+  sqlite3_bind_int64(q, 11, r.created_at_ms ? r.created_at_ms : now_ms);
+}
+
+// Runs a statement that returns no row and resets it for the next use.
+bool step_done(sqlite3_stmt* q) {
+  int rc = sqlite3_step(q);
+  sqlite3_reset(q);
+  return rc == SQLITE_DONE;
+}
 }  // namespace
+
+Status Store::prepare_usage_statements() {
+  if (usage_insert_ != nullptr) return Status::ok();
+  const std::pair<sqlite3_stmt**, const char*> wanted[] = {{&usage_begin_, "BEGIN IMMEDIATE"},
+                                                           {&usage_insert_, kInsertUsage},
+                                                           {&usage_commit_, "COMMIT"}};
+  for (auto [slot, sql] : wanted) {
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, nullptr) != SQLITE_OK) {
+      Error e = db_error(db_, "cannot prepare the usage insert");
+      finalize_usage_statements();
+      return e;
+    }
+  }
+  return Status::ok();
+}
+
+void Store::finalize_usage_statements() {
+  for (sqlite3_stmt** slot : {&usage_begin_, &usage_insert_, &usage_commit_}) {
+    sqlite3_finalize(*slot);
+    *slot = nullptr;
+  }
+}
 
 Status Store::record_usage(const UsageRecord& r) {
   std::lock_guard lock(mu_);
@@ -518,16 +563,25 @@ Status Store::record_usage(const UsageRecord& r) {
 Status Store::record_usage_batch(std::span<const UsageRecord> records) {
   if (records.empty()) return Status::ok();
   std::lock_guard lock(mu_);
-  Txn txn(db_);
-  if (!txn.ok()) return db_error(db_, "cannot begin the usage transaction");
-  STORE_PREPARE(q, kInsertUsage);
+  ENCLAVE_TRY_STATUS(prepare_usage_statements());
+  if (!step_done(usage_begin_)) return db_error(db_, "cannot begin the usage transaction");
   int64_t now_ms = now();
+  bool stored = true;
   for (const UsageRecord& r : records) {
-    bind_usage(q, r, now_ms);
-    ENCLAVE_TRY_STATUS(q.run());
-    q.reset();
+    bind_usage_static(usage_insert_, r, now_ms);
+    if (!step_done(usage_insert_)) {
+      stored = false;
+      break;
+    }
   }
-  return txn.commit();
+  sqlite3_clear_bindings(usage_insert_);  // drop the pointers into `records`
+  if (stored && step_done(usage_commit_)) return Status::ok();
+  Error e = db_error(db_, stored ? "cannot commit the usage rows" : "cannot insert a usage row");
+  if (sqlite3_get_autocommit(db_) == 0) (void)exec(db_, "ROLLBACK");
+  // Prepared again on the next batch: a failure may come from a schema the statement no longer
+  // matches.
+  finalize_usage_statements();
+  return e;
 }
 
 Result<std::vector<UsageRecord>> Store::usage(std::string_view tenant, int64_t since_ms) {

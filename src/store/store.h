@@ -27,6 +27,7 @@
 #include "crypto/secret.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace enclave::store {
 
@@ -170,6 +171,10 @@ class Store {
   void batch_loop(uint32_t interval_ms);
   Status emit(const AdminEvent& event);
   int64_t now() const { return clock_(); }
+  // The usage batch's statements, prepared on first use and kept for the store's life (a
+  // prepare costs more than the rows of a typical batch). Holds mu_.
+  Status prepare_usage_statements();
+  void finalize_usage_statements();
 
   std::filesystem::path path_;
   sqlite3* db_;
@@ -178,6 +183,9 @@ class Store {
   crypto::ApiKeyHasher hasher_;
   AdminEventSink sink_;
   std::mutex mu_;
+  sqlite3_stmt* usage_begin_ = nullptr;   // BEGIN IMMEDIATE
+  sqlite3_stmt* usage_insert_ = nullptr;  // INSERT INTO usage ...
+  sqlite3_stmt* usage_commit_ = nullptr;  // COMMIT
   std::thread batch_thread_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -1,9 +1,16 @@
 // API keys (generation, HMAC digests, key file, server secret permissions) and YAML config.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <thread>
+#include <vector>
 
 #include "server/auth.h"
 #include "server/config.h"
@@ -47,6 +54,55 @@ TEST(ApiKeys, AuthenticateByDigestWithScopes) {
   KeyStore other = KeyStore::with_secret(std::string(32, 'y'));
   ASSERT_TRUE(other.add_key("c", "sk-enclave-aaaaaaaaaaaaaaaa", 1).is_ok());
   EXPECT_TRUE(other.authenticate("sk-enclave-aaaaaaaaaaaaaaaa"));
+}
+
+// Digests come from pooled HMAC contexts restarted per call: call after call, from several
+// threads at once, each must equal a one-shot HMAC-SHA-256 of the key under the secret.
+TEST(ApiKeys, PooledHmacContextsGiveOneShotDigestsUnderConcurrency) {
+  const std::string secret(32, 's');
+  const std::string key = "sk-enclave-pooled-0123456789abcdef";
+  KeyStore ks = KeyStore::with_secret(secret);
+  ASSERT_TRUE(ks.add_persistent_key("pooled", key, 1).is_ok());
+  ASSERT_TRUE(ks.add_key("other", "sk-enclave-other-0123456789abcdef", 2).is_ok());
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 300; ++i) {
+        // Alternate good and bad keys of different lengths so a context that kept any state
+        // from the previous call would give a wrong answer.
+        if ((i + t) % 3 == 0) {
+          if (ks.authenticate(key + std::string(static_cast<size_t>(i % 5 + 1), 'x'))) ++wrong;
+        } else if (i % 2 == 0) {
+          auto r = ks.authenticate(key);
+          if (!r || r->name != "pooled") ++wrong;
+        } else {
+          auto r = ks.authenticate("sk-enclave-other-0123456789abcdef");
+          if (!r || r->name != "other") ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+
+  unsigned char expected[32];
+  unsigned int len = 0;
+  ASSERT_NE(HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+                 reinterpret_cast<const unsigned char*>(key.data()), key.size(), expected, &len),
+            nullptr);
+  std::string expected_hex;
+  for (unsigned i = 0; i < len; ++i) {
+    char buf[3];
+    std::snprintf(buf, sizeof(buf), "%02x", expected[i]);
+    expected_hex += buf;
+  }
+  std::string dir = temp_dir("pooled");
+  ASSERT_TRUE(ks.save_file(dir + "/keys.json").is_ok());
+  std::ifstream in(dir + "/keys.json");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find(expected_hex), std::string::npos) << "digest differs from one-shot HMAC";
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ApiKeys, SecretAndKeyFileArePrivateAndHoldNoKeys) {

@@ -5,13 +5,17 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
+#include "../common/thread_nice.h"
 #include "store_test_util.h"
 
 namespace enclave::store {
@@ -165,6 +169,48 @@ TEST_F(UsageWriterTest, BatchInsertIsAllOrNothing) {
   EXPECT_EQ(stored_ids(), ids(0, 3));
   ASSERT_TRUE(store_->record_usage_batch({}));
   EXPECT_EQ(stored_ids().size(), 3u);
+}
+
+// The batch insert is prepared once and kept: it must keep working across many batches, across a
+// batch that fails midway (nothing of it stored) and across schema changes made meanwhile.
+TEST_F(UsageWriterTest, PreparedInsertSurvivesManyBatchesAndAFailedOne) {
+  for (int b = 0; b < 300; ++b) {
+    std::vector<UsageRecord> rows = {row(3 * b), row(3 * b + 1), row(3 * b + 2)};
+    ASSERT_TRUE(store_->record_usage_batch(rows)) << "batch " << b;
+  }
+  ASSERT_EQ(stored_ids(), ids(0, 900));
+
+  exec_other(
+      "CREATE TRIGGER refuse_bad BEFORE INSERT ON usage WHEN NEW.request_id = 'req-bad' "
+      "BEGIN SELECT RAISE(ABORT, 'refused by test'); END");
+  UsageRecord bad = row(0);
+  bad.request_id = "req-bad";
+  std::vector<UsageRecord> failing = {row(900), bad, row(901)};
+  Status st = store_->record_usage_batch(failing);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("usage"), std::string::npos) << st.error().message;
+  EXPECT_EQ(stored_ids(), ids(0, 900));  // all or nothing
+
+  std::vector<UsageRecord> next = {row(902)};
+  ASSERT_TRUE(store_->record_usage_batch(next));  // the trigger is still there
+  exec_other("DROP TRIGGER refuse_bad");
+  std::vector<UsageRecord> last = {row(903)};
+  ASSERT_TRUE(store_->record_usage_batch(last));
+  std::vector<std::string> want = ids(0, 900);
+  want.push_back("req-902");
+  want.push_back("req-903");
+  EXPECT_EQ(stored_ids(), want);
+  // The single-row path still works beside the kept statement.
+  ASSERT_TRUE(store_->record_usage(row(904)));
+  EXPECT_EQ(stored_ids().size(), 903u);
+}
+
+// The writer thread is named usage-writer and runs at nice 19 (never ahead of the io threads).
+TEST_F(UsageWriterTest, WriterThreadRunsAtLowestPriority) {
+  UsageWriter w(*store_, {.interval_ms = 1});
+  w.push(row(0));
+  const int found_nice = enclave::testing::nice_of_thread_named("usage-writer", 19);
+  EXPECT_EQ(found_nice, 19);
 }
 
 }  // namespace
