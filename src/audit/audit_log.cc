@@ -1,8 +1,6 @@
 #include "audit/audit_log.h"
 
 #include <fcntl.h>
-#include <pthread.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +16,7 @@
 #include "audit/entry.h"
 #include "audit/line_sealer.h"
 #include "audit/request_fields.h"
+#include "core/background_thread.h"
 #include "crypto/file_util.h"
 
 namespace enclave::audit {
@@ -63,15 +62,6 @@ Status write_all(int fd, std::string_view data, const fs::path& path) {
 std::string members_of(const boost::json::object& body) {
   std::string text = boost::json::serialize(body);
   return text.size() > 2 ? text.substr(1, text.size() - 2) : std::string();
-}
-
-// The batch writer runs at the lowest CPU priority (nice 19, this thread only: Linux nice is
-// per thread): it must never take a core from the io threads, whose wake-ups then preempt it at
-// once. It still gets its share when the machine is busy (unlike SCHED_IDLE, which other nice'd
-// work could starve until the queue fills and appends fail closed). Best effort: no error.
-void lower_writer_priority(const char* thread_name) {
-  (void)pthread_setname_np(pthread_self(), thread_name);
-  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
 }
 
 }  // namespace
@@ -461,7 +451,7 @@ struct AuditLog::Impl {
   }
 
   void batch_loop() {
-    lower_writer_priority("audit-writer");
+    mark_background_thread("audit-writer");
     std::unique_lock lock(stop_mu);
     while (!stopping) {
       stop_cv.wait_for(lock, std::chrono::milliseconds(opt.batch_interval_ms),

@@ -37,13 +37,17 @@ void pack_group(const uint8_t* rows, size_t row_bytes, int64_t nb, uint8_t* grou
     }
   }
 }
+// Row r of a group back in the GGUF layout.
+void unpack_row(const uint8_t* group, int64_t nb, int r, BlockQ4_0* blk) {
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int j = 0; j < 16; j += 4) std::memcpy(blk[b].qs + j, group + qs_offset(b, r, j), 4);
+    std::memcpy(&blk[b].d, group + d_offset(nb, b, r), 2);
+  }
+}
 void unpack_group(const uint8_t* group, int64_t nb, uint8_t* rows, size_t row_bytes) {
   for (int r = 0; r < kRows16; ++r) {
-    auto* blk = reinterpret_cast<BlockQ4_0*>(rows + static_cast<size_t>(r) * row_bytes);
-    for (int64_t b = 0; b < nb; ++b) {
-      for (int j = 0; j < 16; j += 4) std::memcpy(blk[b].qs + j, group + qs_offset(b, r, j), 4);
-      std::memcpy(&blk[b].d, group + d_offset(nb, b, r), 2);
-    }
+    unpack_row(group, nb, r,
+               reinterpret_cast<BlockQ4_0*>(rows + static_cast<size_t>(r) * row_bytes));
   }
 }
 
@@ -117,12 +121,7 @@ void rows16_read_row(DType type, const void* data, int64_t cols, int64_t row, vo
   const int64_t nb = cols / 32;
   const auto* group =
       static_cast<const uint8_t*>(data) + static_cast<size_t>(row / kRows16) * kRows16 * row_bytes;
-  const int r = static_cast<int>(row % kRows16);
-  auto* blk = static_cast<BlockQ4_0*>(dst);
-  for (int64_t b = 0; b < nb; ++b) {
-    for (int j = 0; j < 16; j += 4) std::memcpy(blk[b].qs + j, group + qs_offset(b, r, j), 4);
-    std::memcpy(&blk[b].d, group + d_offset(nb, b, r), 2);
-  }
+  unpack_row(group, nb, static_cast<int>(row % kRows16), static_cast<BlockQ4_0*>(dst));
 }
 
 namespace detail {

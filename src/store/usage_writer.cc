@@ -1,26 +1,12 @@
 #include "store/usage_writer.h"
 
-#include <pthread.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <iterator>
 
+#include "core/background_thread.h"
+
 namespace enclave::store {
-namespace {
-
-// Usage rows are accounting, written in the background: the writer runs at the lowest CPU
-// priority (nice 19, this thread only: Linux nice is per thread) so it never takes a core from
-// the io threads, whose wake-ups preempt it at once. Not SCHED_IDLE: other nice'd work on the
-// machine could starve it until rows are dropped. Best effort: no error.
-void lower_writer_priority() {
-  (void)pthread_setname_np(pthread_self(), "usage-writer");
-  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
-}
-
-}  // namespace
 
 UsageWriter::UsageWriter(Store& store, UsageWriterOptions options)
     : store_(store), options_(std::move(options)) {
@@ -91,7 +77,7 @@ Status UsageWriter::flush() {
 }
 
 void UsageWriter::loop() {
-  lower_writer_priority();
+  mark_background_thread("usage-writer");  // accounting, never ahead of the io threads
   std::unique_lock lock(mu_);
   while (!stopping_) {
     cv_.wait_for(lock, std::chrono::milliseconds(options_.interval_ms),
