@@ -212,7 +212,7 @@ void BM_Matvec(benchmark::State& state) {
 void BM_MatvecHot(benchmark::State& state) {
   matvec_bench(state, true);
 }
-// Q4_0 in the rows16 decode layout, and 4-token decode batches in both layouts.
+// The rows16 decode layout, and 4-token decode batches in both layouts.
 void BM_MatvecRows16(benchmark::State& state) {
   matvec_bench(state, false, WeightLayout::kRows16);
 }
@@ -274,28 +274,23 @@ BENCHMARK(BM_MatvecHot)
     ->ArgNames({"type", "cols", "rows", "threads"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
-void q4_0_shapes(benchmark::internal::Benchmark* b) {
-  for (auto [cols, rows] : {std::pair<int64_t, int64_t>{1536, 8960}, {8960, 1536}}) {
-    for (int64_t nt : {1, 2}) b->Args({0, cols, rows, nt});
-  }
-}
 BENCHMARK(BM_MatvecRows16)
-    ->Apply(q4_0_shapes)
+    ->Apply(shapes)
     ->ArgNames({"type", "cols", "rows", "threads"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MatvecRows16Hot)
-    ->Apply(q4_0_shapes)
+    ->Apply(shapes)
     ->ArgNames({"type", "cols", "rows", "threads"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Decode4)
-    ->Apply(q4_0_shapes)
+    ->Apply(shapes)
     ->ArgNames({"type", "cols", "rows", "threads"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Decode4Rows16)
-    ->Apply(q4_0_shapes)
+    ->Apply(shapes)
     ->ArgNames({"type", "cols", "rows", "threads"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);

@@ -111,18 +111,20 @@ bool streams(const WeightMatrix& w, int64_t n_tokens, SimdLevel level) {
 }
 
 // matmul_group for rows16 matrices (repack.h): the same plan on 16-row groups. Activations are
-// quantized to Q8_0 with each block's offset correction and f32 scale beside; up to 4 tokens
-// the weights stream once under guided claims (in groups), wider batches run every 4-token tile
-// over a group while its weights are in L2.
+// quantized to the weight's partner type with each block's corrections and f32 scale beside; up to
+// 4 tokens the weights stream once under guided claims (in groups), wider batches run every 4-token
+// tile over a group while its weights are in L2.
 void matmul_rows16(const WeightMatrix* const* ws, float* const* ys, int n, const float* x,
                    int64_t n_tokens, ThreadPool& pool, void* scratch) {
   const WeightMatrix& w = *ws[0];
   const SimdLevel level = best_simd_level();
   detail::Rows16Fn fn = level == SimdLevel::kAvx512 ? detail::avx512_rows16(w.type) : nullptr;
   if (fn == nullptr) fn = detail::scalar_rows16(w.type);
-  const int64_t nb = w.cols / 32;
-  const size_t a_stride = align_up(dtype_row_bytes(DType::kQ8_0, static_cast<uint64_t>(w.cols)));
-  const size_t prep_stride = align_up(static_cast<size_t>(nb) * 8);
+  const DType act = activation_type(w.type);
+  const int64_t nb = w.cols / detail::rows16_block_elems(w.type);
+  const int64_t n_corr = nb * detail::rows16_corr_per_block(w.type);
+  const size_t a_stride = align_up(dtype_row_bytes(act, static_cast<uint64_t>(w.cols)));
+  const size_t prep_stride = align_up(static_cast<size_t>(n_corr + nb) * 4);
   std::unique_ptr<uint8_t[]> owned;
   if (scratch == nullptr) {
     owned = std::make_unique<uint8_t[]>(matmul_scratch_bytes(w, n_tokens));
@@ -133,17 +135,16 @@ void matmul_rows16(const WeightMatrix* const* ws, float* const* ys, int n, const
   uint8_t* prep = q + a_stride * static_cast<size_t>(n_tokens);
   auto token = [&](int64_t t) {
     const uint8_t* pt = prep + static_cast<size_t>(t) * prep_stride;
-    return detail::Rows16Token{reinterpret_cast<const BlockQ8_0*>(q + t * a_stride),
-                               reinterpret_cast<const int32_t*>(pt),
-                               reinterpret_cast<const float*>(pt + nb * 4)};
+    return detail::Rows16Token{q + t * a_stride, reinterpret_cast<const int32_t*>(pt),
+                               reinterpret_cast<const float*>(pt + n_corr * 4)};
   };
   auto quantize_tokens = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       uint8_t* qt = q + t * a_stride;
       uint8_t* pt = prep + static_cast<size_t>(t) * prep_stride;
-      quantize_activation(DType::kQ8_0, x + t * w.cols, qt, w.cols, level);
-      detail::rows16_prepare(reinterpret_cast<const BlockQ8_0*>(qt), nb,
-                             reinterpret_cast<int32_t*>(pt), reinterpret_cast<float*>(pt + nb * 4));
+      quantize_activation(act, x + t * w.cols, qt, w.cols, level);
+      detail::rows16_prepare(w.type, qt, nb, reinterpret_cast<int32_t*>(pt),
+                             reinterpret_cast<float*>(pt + n_corr * 4));
     }
   };
   if (n_tokens <= detail::kGemmMaxTok) {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "kernels/quant_blocks.h"
+#include "kernels/repack.h"
 #include "kernels/vec_dot_impl.h"
 
 namespace enclave::kernels::detail {
@@ -162,23 +163,29 @@ void unpack_q4_0(const uint8_t* w, size_t row_bytes, int n_valid, int64_t nb, ui
   });
 }
 
-// The same tile from one rows16 group (repack.h): per block, the four 64-byte quant vectors
-// (dword r of vector k = bytes 4k..4k+3 of row r) are transposed 4x4 within each 128-bit lane,
-// so that lane L of vector j holds the 16 quant bytes of row 4L + j; the 16 scales are already
-// one row of the scale table.
+// Four 64-byte rows16 vectors (dword r of vector k = bytes 4k..4k+3 of row r) transposed 4x4
+// within each 128-bit lane: lane L of rows[j] holds those 16 bytes of row 4L + j.
+inline void transpose_rows16_quad(const uint8_t* p, __m512i rows[4]) {
+  const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
+  const __m512i v2 = _mm512_loadu_si512(p + 128), v3 = _mm512_loadu_si512(p + 192);
+  const __m512i t0 = _mm512_unpacklo_epi32(v0, v1), t1 = _mm512_unpackhi_epi32(v0, v1);
+  const __m512i t2 = _mm512_unpacklo_epi32(v2, v3), t3 = _mm512_unpackhi_epi32(v2, v3);
+  rows[0] = _mm512_unpacklo_epi64(t0, t2);
+  rows[1] = _mm512_unpackhi_epi64(t0, t2);
+  rows[2] = _mm512_unpacklo_epi64(t1, t3);
+  rows[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+// The same tiles from one rows16 group (repack.h): per block the quant vectors transposed back
+// into rows; the 16 scales are already one row of the scale table.
 void unpack_q4_0_rows16(const uint8_t* group, int64_t nb, uint8_t* out) {
   auto* wd = reinterpret_cast<float*>(out + nb * kA32TileBytes);
   const auto* scales = group + nb * 256;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i eight = _mm512_set1_epi8(8);
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* qs = group + b * 256;
-    const __m512i v0 = _mm512_loadu_si512(qs), v1 = _mm512_loadu_si512(qs + 64);
-    const __m512i v2 = _mm512_loadu_si512(qs + 128), v3 = _mm512_loadu_si512(qs + 192);
-    const __m512i t0 = _mm512_unpacklo_epi32(v0, v1), t1 = _mm512_unpackhi_epi32(v0, v1);
-    const __m512i t2 = _mm512_unpacklo_epi32(v2, v3), t3 = _mm512_unpackhi_epi32(v2, v3);
-    const __m512i rows[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
-                             _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+    __m512i rows[4];
+    transpose_rows16_quad(group + b * 256, rows);
     uint8_t* tile = out + b * kA32TileBytes;
     for (int j = 0; j < 4; ++j) {
       alignas(64) uint8_t lo[64], hi[64];
@@ -189,6 +196,29 @@ void unpack_q4_0_rows16(const uint8_t* group, int64_t nb, uint8_t* out) {
         uint8_t* row = tile + 32 * (4 * lane + j);
         std::memcpy(row, lo + 16 * lane, 16);
         std::memcpy(row + 16, hi + 16 * lane, 16);
+      }
+    }
+    _mm512_storeu_ps(
+        wd + b * kTile,
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * 32))));
+  }
+}
+// Q8_0: two quads per block (bytes 0..15 and 16..31 of each row), excess-128 back to int8.
+void unpack_q8_0_rows16(const uint8_t* group, int64_t nb, uint8_t* out) {
+  auto* wd = reinterpret_cast<float*>(out + nb * kA32TileBytes);
+  const auto* scales = group + nb * 512;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* tile = out + b * kA32TileBytes;
+    for (int half = 0; half < 2; ++half) {
+      __m512i rows[4];
+      transpose_rows16_quad(group + b * 512 + 256 * half, rows);
+      for (int j = 0; j < 4; ++j) {
+        alignas(64) uint8_t q[64];
+        _mm512_store_si512(q, _mm512_xor_si512(rows[j], flip));
+        for (int lane = 0; lane < 4; ++lane) {
+          std::memcpy(tile + 32 * (4 * lane + j) + 16 * half, q + 16 * lane, 16);
+        }
       }
     }
     _mm512_storeu_ps(
@@ -649,6 +679,8 @@ void amx_matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* 
     // rows16 weights (repack.h): each 16-row tile is one group, unpacked into the same tile
     // bytes as the GGUF rows give, so the results are those of the GGUF layout.
     const bool rows16 = w.layout == WeightLayout::kRows16;
+    const bool via_rows = rows16 && w.type != DType::kQ4_0 && w.type != DType::kQ8_0;
+    std::vector<uint8_t> gguf_rows(via_rows ? kTile * w.row_bytes : 0);
     alignas(64) AccTile acc[4];
     for (;;) {
       const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
@@ -660,8 +692,16 @@ void amx_matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* 
       for (int i = 0; i < n_nt; ++i) {
         const int valid = static_cast<int>(std::min<int64_t>(kTile, rows_left - i * kTile));
         const uint8_t* src = wd + static_cast<size_t>(r0 + i * kTile) * w.row_bytes;
-        if (rows16) {
+        if (rows16 && w.type == DType::kQ4_0) {
           unpack_q4_0_rows16(src, p.n_blocks, wbuf.get() + i * p.weight_bytes);
+        } else if (rows16 && w.type == DType::kQ8_0) {
+          unpack_q8_0_rows16(src, p.n_blocks, wbuf.get() + i * p.weight_bytes);
+        } else if (rows16) {
+          // Other rows16 types: back to GGUF rows first (prompt batches are compute-bound; the
+          // copy is a small part of a tile's work).
+          avx512_rows16_to_rows(w.type, src, w.cols, gguf_rows.data(), w.row_bytes);
+          unpack(w.type, gguf_rows.data(), w.row_bytes, valid, p.n_blocks,
+                 wbuf.get() + i * p.weight_bytes);
         } else {
           unpack(w.type, src, w.row_bytes, valid, p.n_blocks, wbuf.get() + i * p.weight_bytes);
         }

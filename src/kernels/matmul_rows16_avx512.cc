@@ -1,15 +1,23 @@
-// AVX-512 VNNI kernel for rows16 Q4_0 matrices (repack.h): lane r of every vector is row r of
-// the 16-row group. Per block the four 64-byte quant vectors give 4 low-nibble vectors and 4
-// vectors of 16 x the high nibble (a mask, no shift), unpacked once and reused by every token;
-// per token eight vpdpbusd with the token's activation bytes broadcast (4 at a time) produce the
-// 16 rows' exact int32 sums (the high half shifted back once), then one fused multiply-add per
-// block applies the 16 scales. Same per-(row, token) sequence as the
-// scalar reference (repack.cc), so the bits agree.
+// AVX-512 VNNI kernels for rows16 matrices (repack.h): lane r of every vector is row r of the
+// 16-row group, so one vpdpbusd with 4 activation bytes broadcast advances 16 rows and every lane
+// ends as one row's sum. Weights are unpacked once per block and reused by every token. Each
+// kernel follows its scalar reference's per-(row, token) sequence (repack.cc), so the bits agree.
+//   Q4_0: 4 low-nibble vectors and 4 vectors of 16 x the high nibble (a mask, no shift; the sum
+//         is shifted back once), 8 vpdpbusd per token and block.
+//   Q8_0: the 8 excess-128 quant vectors as they are, 8 vpdpbusd per token and block.
+//   Q4_K: per super-block 64 vpdpbusd per token into the 8 sub-block sums, the 6-bit scales and
+//         mins unpacked per lane, scales applied with vpmulld and mins with 4 vpdpwssd.
+//   Q6_K: the 6-bit quants rebuilt from ql/qh (3 ops per 64 bytes), 64 vpdpbusd per token into
+//         16 sub-block sums that start at the token's correction, scaled with vpmulld.
+// Every loop is unrolled (GCC otherwise keeps the small vector arrays in memory: Q6_K ran at
+// half speed).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/quant_blocks.h"
+#include "kernels/repack.h"
 #include "kernels/vec_dot_impl.h"
 
 namespace enclave::kernels::detail {
@@ -26,60 +34,299 @@ inline __m512i bcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-template <int T>
-void q4_0_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float* out,
-                size_t out_stride) {
-  const auto* scales = group + nb * 256;
+// Q4_0 and Q8_0 (32-element blocks): 8 operand vectors per block, the first four against
+// activation bytes 0..15 and the last four against bytes 16..31, in two independent chains
+// (halving the dependent vpdpbusd latency). Q4_0's operands are the 4 low-nibble vectors and 4
+// vectors of 16 x the high nibble (a mask, no shift; that chain is shifted back once, exactly,
+// as it is a multiple of 16); Q8_0's are its 8 excess-128 quant vectors as stored.
+template <DType kType, int T>
+void block32_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float* out,
+                   size_t out_stride) {
+  constexpr bool kQ4 = kType == DType::kQ4_0;
+  constexpr int kBlockBytes = kQ4 ? 256 : 512;  // interleaved bytes of one block of 16 rows
+  const auto* scales = group + nb * kBlockBytes;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   __m512 acc[T];
+#pragma GCC unroll 16
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* qs = group + b * 256;
-    for (int k = 0; k < 4; ++k)
+    const uint8_t* qs = group + b * kBlockBytes;
+#pragma GCC unroll 16
+    for (int k = 0; k < kBlockBytes / 64; ++k)
       _mm_prefetch(reinterpret_cast<const char*>(qs + kPrefetchBytes + 64 * k), _MM_HINT_T0);
-    __m512i lo[4], hi[4];
-    for (int k = 0; k < 4; ++k) {
+    __m512i op[8];
+#pragma GCC unroll 16
+    for (int k = 0; k < kBlockBytes / 64; ++k) {
       const __m512i v = _mm512_loadu_si512(qs + 64 * k);
-      lo[k] = _mm512_and_si512(v, m4);
-      hi[k] = _mm512_andnot_si512(m4, v);  // 16 * high nibble: no shift per vector
+      if constexpr (kQ4) {
+        op[k] = _mm512_and_si512(v, m4);
+        op[4 + k] = _mm512_andnot_si512(m4, v);
+      } else {
+        op[k] = v;
+      }
     }
     const __m512 dw =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * 32)));
+#pragma GCC unroll 16
     for (int t = 0; t < T; ++t) {
-      const int8_t* a = tok[t].q[b].qs;
-      // Two independent chains (low and high nibbles) halve the dependent vpdpbusd latency.
+      const int8_t* a = static_cast<const BlockQ8_0*>(tok[t].q)[b].qs;
       __m512i s0 = _mm512_set1_epi32(tok[t].corr[b]);
       __m512i s1 = _mm512_setzero_si512();
+#pragma GCC unroll 16
       for (int k = 0; k < 4; ++k) {
-        s0 = _mm512_dpbusd_epi32(s0, lo[k], bcast4(a + 4 * k));
-        s1 = _mm512_dpbusd_epi32(s1, hi[k], bcast4(a + 16 + 4 * k));
+        s0 = _mm512_dpbusd_epi32(s0, op[k], bcast4(a + 4 * k));
+        s1 = _mm512_dpbusd_epi32(s1, op[4 + k], bcast4(a + 16 + 4 * k));
       }
+      if constexpr (kQ4) s1 = _mm512_srai_epi32(s1, 4);
       const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(tok[t].da[b]));
-      s1 = _mm512_srai_epi32(s1, 4);  // exact: s1 is a multiple of 16
       acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[t]);
     }
   }
+#pragma GCC unroll 16
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(out + static_cast<size_t>(t) * out_stride, acc[t]);
 }
 
-void q4_0_rows16(const uint8_t* group, int64_t nb, const Rows16Token* tok, int n_tok, float* out,
-                 size_t out_stride) {
-  switch (n_tok) {
-    case 1:
-      return q4_0_group<1>(group, nb, tok, out, out_stride);
-    case 2:
-      return q4_0_group<2>(group, nb, tok, out, out_stride);
-    case 3:
-      return q4_0_group<3>(group, nb, tok, out, out_stride);
-    default:
-      return q4_0_group<4>(group, nb, tok, out, out_stride);
+// Byte i (0..3) of every dword, zero-extended.
+inline __m512i dword_byte(__m512i v, int i) {
+  return _mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xFF));
+}
+
+template <int T>
+void q4_k_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float* out,
+                size_t out_stride) {
+  constexpr size_t kInter = 16 * 140;  // scales (3 vectors) and qs (32 vectors) per super-block
+  const auto* tails = group + nb * kInter;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i m6 = _mm512_set1_epi8(0x3F);
+  const __m512i m30 = _mm512_set1_epi8(0x30);
+  const __m512i pairs = _mm512_set1_epi32(0x00FF00FF);
+  __m512 acc[T];
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* v = group + b * kInter;
+    const __m512i s0 = _mm512_loadu_si512(v), s1 = _mm512_loadu_si512(v + 64);
+    const __m512i s2 = _mm512_loadu_si512(v + 128);
+    // Bytes j of sc_lo/mn_lo: scale and min of sub-block j; of sc_hi/mn_hi: of sub-block 4 + j.
+    const __m512i sc_lo = _mm512_and_si512(s0, m6), mn_lo = _mm512_and_si512(s1, m6);
+    const __m512i sc_hi =
+        _mm512_or_si512(_mm512_and_si512(s2, m4), _mm512_and_si512(_mm512_srli_epi32(s0, 2), m30));
+    const __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), m4),
+                                          _mm512_and_si512(_mm512_srli_epi32(s1, 2), m30));
+    __m512i isum[T];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (int c = 0; c < 4; ++c) {
+      const uint8_t* qs = v + 192 + c * 512;
+#pragma GCC unroll 16
+      for (int k = 0; k < 8; ++k)
+        _mm_prefetch(reinterpret_cast<const char*>(qs + kPrefetchBytes + 64 * k), _MM_HINT_T0);
+      __m512i lo[8], hi[8];
+#pragma GCC unroll 16
+      for (int m = 0; m < 8; ++m) {
+        const __m512i q = _mm512_loadu_si512(qs + 64 * m);
+        lo[m] = _mm512_and_si512(q, m4);
+        hi[m] = _mm512_and_si512(_mm512_srli_epi32(q, 4), m4);
+      }
+      const __m512i sc_a = dword_byte(c < 2 ? sc_lo : sc_hi, (2 * c) % 4);
+      const __m512i sc_b = dword_byte(c < 2 ? sc_lo : sc_hi, (2 * c + 1) % 4);
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        const int8_t* a = static_cast<const BlockQ8_K*>(tok[t].q)[b].qs + 64 * c;
+        __m512i dl = _mm512_setzero_si512(), dh = _mm512_setzero_si512();
+#pragma GCC unroll 16
+        for (int m = 0; m < 8; ++m) {
+          dl = _mm512_dpbusd_epi32(dl, lo[m], bcast4(a + 4 * m));
+          dh = _mm512_dpbusd_epi32(dh, hi[m], bcast4(a + 32 + 4 * m));
+        }
+        isum[t] = _mm512_add_epi32(
+            isum[t], _mm512_add_epi32(_mm512_mullo_epi32(dl, sc_a), _mm512_mullo_epi32(dh, sc_b)));
+      }
+    }
+    // Mins as int16 pairs (0,2) (1,3) (4,6) (5,7), as rows16_prepare pairs the sums.
+    const __m512i mp[4] = {
+        _mm512_and_si512(mn_lo, pairs), _mm512_and_si512(_mm512_srli_epi32(mn_lo, 8), pairs),
+        _mm512_and_si512(mn_hi, pairs), _mm512_and_si512(_mm512_srli_epi32(mn_hi, 8), pairs)};
+    const __m512i tail = _mm512_loadu_si512(tails + b * 64);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(tail));
+    const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(tail, 16)));
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) {
+      const int32_t* corr = tok[t].corr + b * 4;
+      __m512i msum = _mm512_setzero_si512();
+#pragma GCC unroll 16
+      for (int k = 0; k < 4; ++k)
+        msum = _mm512_dpwssd_epi32(msum, mp[k], _mm512_set1_epi32(corr[k]));
+      const __m512 vm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(msum));
+      const __m512 v = _mm512_fmsub_ps(d, _mm512_cvtepi32_ps(isum[t]), vm);
+      acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(tok[t].da[b]), v, acc[t]);
+    }
   }
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(out + static_cast<size_t>(t) * out_stride, acc[t]);
+}
+
+template <int T>
+void q6_k_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float* out,
+                size_t out_stride) {
+  constexpr size_t kInter = 16 * 208;  // ql (32 vectors), qh (16), scales (4) per super-block
+  const auto* tails = group + nb * kInter;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i m30 = _mm512_set1_epi8(0x30);
+  __m512 acc[T];
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* v = group + b * kInter;
+    __m512i isum[T];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();
+// Half h holds elements 128h..128h+127; within it, dword m (0..7) of ql/qh gives elements
+// 4m.. (q1), 32+4m.. (q2), 64+4m.. (q3) and 96+4m.. (q4); sub-blocks of 16 take m in 0..3 or
+// 4..7 (mq).
+#pragma GCC unroll 16
+    for (int h = 0; h < 2; ++h) {
+#pragma GCC unroll 16
+      for (int mq = 0; mq < 2; ++mq) {
+        // Sub-block of q[i] below: 8h + 2i + mq; its sum starts at the token's correction.
+        __m512i dot[T][4];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t)
+#pragma GCC unroll 16
+          for (int i = 0; i < 4; ++i)
+            dot[t][i] = _mm512_set1_epi32(tok[t].corr[b * 16 + 8 * h + 2 * i + mq]);
+#pragma GCC unroll 16
+        for (int m4i = 0; m4i < 4; ++m4i) {
+          const int m = 4 * mq + m4i;
+          const uint8_t* pa = v + (16 * h + m) * 64;
+          const uint8_t* pb = v + (16 * h + 8 + m) * 64;
+          const uint8_t* ph = v + (32 + 8 * h + m) * 64;
+          _mm_prefetch(reinterpret_cast<const char*>(pa + kPrefetchBytes), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(pb + kPrefetchBytes), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(ph + kPrefetchBytes), _MM_HINT_T0);
+          const __m512i qa = _mm512_loadu_si512(pa), qb = _mm512_loadu_si512(pb);
+          const __m512i qh = _mm512_loadu_si512(ph);
+          // (x & 0x0F) | hpart, hpart already masked to 0x30: one vpternlogd.
+          const __m512i q[4] = {
+              _mm512_ternarylogic_epi32(qa, m4, _mm512_and_si512(_mm512_slli_epi32(qh, 4), m30),
+                                        0xEA),
+              _mm512_ternarylogic_epi32(qb, m4, _mm512_and_si512(_mm512_slli_epi32(qh, 2), m30),
+                                        0xEA),
+              _mm512_ternarylogic_epi32(_mm512_srli_epi32(qa, 4), m4, _mm512_and_si512(qh, m30),
+                                        0xEA),
+              _mm512_ternarylogic_epi32(_mm512_srli_epi32(qb, 4), m4,
+                                        _mm512_and_si512(_mm512_srli_epi32(qh, 2), m30), 0xEA)};
+#pragma GCC unroll 16
+          for (int t = 0; t < T; ++t) {
+            const int8_t* a = static_cast<const BlockQ8_K*>(tok[t].q)[b].qs + 128 * h + 4 * m;
+#pragma GCC unroll 16
+            for (int i = 0; i < 4; ++i)
+              dot[t][i] = _mm512_dpbusd_epi32(dot[t][i], q[i], bcast4(a + 32 * i));
+          }
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < 4; ++i) {
+          const int s = 8 * h + 2 * i + mq;
+          const __m512i sv = _mm512_loadu_si512(v + (48 + s / 4) * 64);
+          const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(sv, 24 - 8 * (s % 4)), 24);
+#pragma GCC unroll 16
+          for (int t = 0; t < T; ++t)
+            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(dot[t][i], sc));
+        }
+      }
+    }
+    const __m512 d =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tails + b * 32)));
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) {
+      const __m512 vd = _mm512_mul_ps(d, _mm512_cvtepi32_ps(isum[t]));
+      acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(tok[t].da[b]), vd, acc[t]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(out + static_cast<size_t>(t) * out_stride, acc[t]);
+}
+
+// Kernels by token count (the accumulators of every token stay in registers).
+using GroupFn = void (*)(const uint8_t*, int64_t, const Rows16Token*, float*, size_t);
+template <GroupFn K1, GroupFn K2, GroupFn K3, GroupFn K4>
+void by_tokens(const uint8_t* group, int64_t nb, const Rows16Token* tok, int n_tok, float* out,
+               size_t out_stride) {
+  const GroupFn k = n_tok == 1 ? K1 : n_tok == 2 ? K2 : n_tok == 3 ? K3 : K4;
+  k(group, nb, tok, out, out_stride);
 }
 
 }  // namespace
 
+// Per block: every 4 interleaved vectors are transposed 4x4 within 128-bit lanes (lane L of the
+// j-th result = 16 bytes of row 4L + j) and stored as 16-byte runs; the rest dword by dword.
+void avx512_rows16_to_rows(DType weight_type, const uint8_t* group, int64_t cols, uint8_t* rows,
+                           size_t row_bytes) {
+  const Rows16Format& f = *rows16_format(weight_type);
+  const int64_t nb = cols / f.block_elems;
+  const size_t inter = static_cast<size_t>(f.inter_bytes());
+  const int dwords = f.inter_bytes() / 4;
+  const int head = f.block_byte(0);
+  const __m128i flip = _mm_set1_epi8(static_cast<char>(f.flip));
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* v = group + static_cast<size_t>(b) * kRows16 * inter;
+    uint8_t* dst = rows + static_cast<size_t>(b) * static_cast<size_t>(f.block_bytes) + head;
+    int k = 0;
+    for (; k + 4 <= dwords; k += 4) {
+      const uint8_t* p = v + 64 * k;
+      const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
+      const __m512i v2 = _mm512_loadu_si512(p + 128), v3 = _mm512_loadu_si512(p + 192);
+      const __m512i t0 = _mm512_unpacklo_epi32(v0, v1), t1 = _mm512_unpackhi_epi32(v0, v1);
+      const __m512i t2 = _mm512_unpacklo_epi32(v2, v3), t3 = _mm512_unpackhi_epi32(v2, v3);
+      const __m512i tr[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+                             _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+      for (int j = 0; j < 4; ++j) {
+        alignas(64) uint8_t lanes[64];
+        _mm512_store_si512(lanes, tr[j]);
+        for (int lane = 0; lane < 4; ++lane) {
+          const __m128i x = _mm_xor_si128(
+              _mm_load_si128(reinterpret_cast<const __m128i*>(lanes + 16 * lane)), flip);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(
+                               dst + static_cast<size_t>(4 * lane + j) * row_bytes + 4 * k),
+                           x);
+        }
+      }
+    }
+    for (; k < dwords; ++k) {
+      const uint32_t flip4 = 0x01010101u * f.flip;
+      for (int r = 0; r < kRows16; ++r) {
+        uint32_t d;
+        std::memcpy(&d, v + 64 * k + 4 * r, 4);
+        d ^= flip4;
+        std::memcpy(dst + static_cast<size_t>(r) * row_bytes + 4 * k, &d, 4);
+      }
+    }
+    const uint8_t* tails = group + static_cast<size_t>(nb) * kRows16 * inter +
+                           static_cast<size_t>(b) * kRows16 * f.tail_bytes;
+    for (int r = 0; r < kRows16; ++r) {
+      std::memcpy(rows + static_cast<size_t>(r) * row_bytes +
+                      static_cast<size_t>(b) * static_cast<size_t>(f.block_bytes) + f.tail_offset,
+                  tails + r * f.tail_bytes, static_cast<size_t>(f.tail_bytes));
+    }
+  }
+}
+
 Rows16Fn avx512_rows16(DType weight_type) {
-  return weight_type == DType::kQ4_0 ? q4_0_rows16 : nullptr;
+  switch (weight_type) {
+    case DType::kQ4_0:
+      return by_tokens<block32_group<DType::kQ4_0, 1>, block32_group<DType::kQ4_0, 2>,
+                       block32_group<DType::kQ4_0, 3>, block32_group<DType::kQ4_0, 4>>;
+    case DType::kQ8_0:
+      return by_tokens<block32_group<DType::kQ8_0, 1>, block32_group<DType::kQ8_0, 2>,
+                       block32_group<DType::kQ8_0, 3>, block32_group<DType::kQ8_0, 4>>;
+    case DType::kQ4_K:
+      return by_tokens<q4_k_group<1>, q4_k_group<2>, q4_k_group<3>, q4_k_group<4>>;
+    case DType::kQ6_K:
+      return by_tokens<q6_k_group<1>, q6_k_group<2>, q6_k_group<3>, q6_k_group<4>>;
+    default:
+      return nullptr;
+  }
 }
 
 }  // namespace enclave::kernels::detail

@@ -12,62 +12,175 @@
 namespace enclave::kernels {
 namespace {
 
-constexpr size_t kGroupBlockBytes = kRows16 * sizeof(BlockQ4_0);  // 288: one block of 16 rows
-constexpr size_t kQsBytes = 256;                                  // its quants
-constexpr size_t kScaleBytes = 32;                                // its 16 f16 scales
+using Format = detail::Rows16Format;
 
-// Byte offsets, inside a group of nb blocks, of quant byte j (0..15) of row r in block b and of
-// that row's scale.
-size_t qs_offset(int64_t b, int r, int j) {
-  return static_cast<size_t>(b) * kQsBytes + static_cast<size_t>(j / 4) * 64 +
-         static_cast<size_t>(r) * 4 + static_cast<size_t>(j % 4);
-}
-size_t d_offset(int64_t nb, int64_t b, int r) {
-  return static_cast<size_t>(nb) * kQsBytes + static_cast<size_t>(b) * kScaleBytes +
-         static_cast<size_t>(r) * 2;
-}
-
-// One group: GGUF rows (row_bytes apart) -> rows16, or back.
-void pack_group(const uint8_t* rows, size_t row_bytes, int64_t nb, uint8_t* group) {
-  for (int r = 0; r < kRows16; ++r) {
-    const auto* blk = reinterpret_cast<const BlockQ4_0*>(rows + static_cast<size_t>(r) * row_bytes);
-    for (int64_t b = 0; b < nb; ++b) {
-      for (int j = 0; j < 16; j += 4) std::memcpy(group + qs_offset(b, r, j), blk[b].qs + j, 4);
-      std::memcpy(group + d_offset(nb, b, r), &blk[b].d, 2);
-    }
+// Q8_0's flip turns its int8 quants into excess-128 bytes, the unsigned operand vpdpbusd needs
+// (the activation sum times -128 corrects it).
+const Format* format_of(DType type) {
+  static constexpr Format kQ4_0{32, 18, 0, 2, 0};
+  static constexpr Format kQ8_0{32, 34, 0, 2, 0x80};
+  static constexpr Format kQ4_K{256, 144, 0, 4, 0};  // tail: d and dmin
+  static constexpr Format kQ6_K{256, 210, 208, 2, 0};
+  switch (type) {
+    case DType::kQ4_0:
+      return &kQ4_0;
+    case DType::kQ8_0:
+      return &kQ8_0;
+    case DType::kQ4_K:
+      return &kQ4_K;
+    case DType::kQ6_K:
+      return &kQ6_K;
+    default:
+      return nullptr;
   }
 }
-// Row r of a group back in the GGUF layout.
-void unpack_row(const uint8_t* group, int64_t nb, int r, BlockQ4_0* blk) {
+
+// Byte offsets, inside a group of nb blocks, of interleaved byte i of row r in block b and of that
+// row's tail.
+size_t inter_offset(const Format& f, int64_t b, int r, int i) {
+  return static_cast<size_t>(b) * kRows16 * static_cast<size_t>(f.inter_bytes()) +
+         static_cast<size_t>(i / 4) * 64 + static_cast<size_t>(r) * 4 + static_cast<size_t>(i % 4);
+}
+size_t tail_offset(const Format& f, int64_t nb, int64_t b, int r) {
+  return static_cast<size_t>(nb) * kRows16 * static_cast<size_t>(f.inter_bytes()) +
+         (static_cast<size_t>(b) * kRows16 + static_cast<size_t>(r)) *
+             static_cast<size_t>(f.tail_bytes);
+}
+
+// One row of a group: GGUF blocks -> rows16 (pack) or back.
+void pack_row(const Format& f, const uint8_t* row, int64_t nb, int r, uint8_t* group) {
   for (int64_t b = 0; b < nb; ++b) {
-    for (int j = 0; j < 16; j += 4) std::memcpy(blk[b].qs + j, group + qs_offset(b, r, j), 4);
-    std::memcpy(&blk[b].d, group + d_offset(nb, b, r), 2);
+    const uint8_t* blk = row + b * f.block_bytes;
+    for (int i = 0; i < f.inter_bytes(); ++i) {
+      group[inter_offset(f, b, r, i)] = blk[f.block_byte(i)] ^ f.flip;
+    }
+    std::memcpy(group + tail_offset(f, nb, b, r), blk + f.tail_offset,
+                static_cast<size_t>(f.tail_bytes));
   }
 }
-void unpack_group(const uint8_t* group, int64_t nb, uint8_t* rows, size_t row_bytes) {
-  for (int r = 0; r < kRows16; ++r) {
-    unpack_row(group, nb, r,
-               reinterpret_cast<BlockQ4_0*>(rows + static_cast<size_t>(r) * row_bytes));
+void unpack_row(const Format& f, const uint8_t* group, int64_t nb, int r, uint8_t* row) {
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* blk = row + b * f.block_bytes;
+    for (int i = 0; i < f.inter_bytes(); ++i) {
+      blk[f.block_byte(i)] = group[inter_offset(f, b, r, i)] ^ f.flip;
+    }
+    std::memcpy(blk + f.tail_offset, group + tail_offset(f, nb, b, r),
+                static_cast<size_t>(f.tail_bytes));
   }
 }
 
-// The reference rows16 kernel: the fixed per-(row, token) sequence of vec_dot_impl.h.
-void rows16_q4_0_scalar(const uint8_t* group, int64_t nb, const detail::Rows16Token* tok, int n_tok,
-                        float* out, size_t out_stride) {
+uint16_t read_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// The reference rows16 kernels: the fixed per-(row, token) sequences of vec_dot_impl.h.
+
+// Q4_0 and Q8_0: per 32-block an exact int32 sum (the token's correction plus the unsigned quants
+// times the activation bytes), then acc = fma(d_w * d_a, sum, acc).
+template <DType kType>
+void rows16_32_scalar(const uint8_t* group, int64_t nb, const detail::Rows16Token* tok, int n_tok,
+                      float* out, size_t out_stride) {
+  const Format& f = *format_of(kType);
   for (int t = 0; t < n_tok; ++t) {
+    const auto* q = static_cast<const BlockQ8_0*>(tok[t].q);
     for (int r = 0; r < kRows16; ++r) {
       float acc = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
-        const int8_t* a = tok[t].q[b].qs;
+        const int8_t* a = q[b].qs;
         int32_t sum = tok[t].corr[b];
-        for (int j = 0; j < 16; ++j) {
-          const uint8_t v = group[qs_offset(b, r, j)];
-          sum += (v & 0x0F) * a[j] + (v >> 4) * a[16 + j];
+        for (int i = 0; i < f.inter_bytes(); ++i) {
+          const uint8_t v = group[inter_offset(f, b, r, i)];
+          if (kType == DType::kQ4_0) {
+            sum += (v & 0x0F) * a[i] + (v >> 4) * a[16 + i];
+          } else {
+            sum += v * a[i];
+          }
         }
-        uint16_t h;
-        std::memcpy(&h, group + d_offset(nb, b, r), 2);
-        const float d = fp16_to_f32(h) * tok[t].da[b];
+        const float d = fp16_to_f32(read_u16(group + tail_offset(f, nb, b, r))) * tok[t].da[b];
         acc = std::fma(d, static_cast<float>(sum), acc);
+      }
+      out[static_cast<size_t>(t) * out_stride + static_cast<size_t>(r)] = acc;
+    }
+  }
+}
+
+// Q4_K: per super-block isum = sum_j sc_j * dot_j and msum = sum_j mn_j * bsum_j (exact), then
+// v = fma(d, isum, -(dmin * msum)) and acc = fma(d_a, v, acc). (Fused on purpose: compilers
+// contract a multiply-subtract of intrinsics, so the unfused form could not be kept in SIMD.)
+void rows16_q4_k_scalar(const uint8_t* group, int64_t nb, const detail::Rows16Token* tok, int n_tok,
+                        float* out, size_t out_stride) {
+  const Format& f = *format_of(DType::kQ4_K);
+  for (int t = 0; t < n_tok; ++t) {
+    const auto* q = static_cast<const BlockQ8_K*>(tok[t].q);
+    for (int r = 0; r < kRows16; ++r) {
+      float acc = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        uint8_t blk[144];
+        for (int i = 0; i < f.inter_bytes(); ++i) {
+          blk[f.block_byte(i)] = group[inter_offset(f, b, r, i)];
+        }
+        const uint8_t* scales = blk + 4;
+        const uint8_t* qs = blk + 16;
+        int32_t isum = 0, msum = 0;
+        for (int j = 0; j < 8; ++j) {
+          uint8_t sc, mn;
+          detail::k4_scale_min(scales, j, &sc, &mn);
+          int32_t dot = 0;
+          for (int l = 0; l < 32; ++l) {
+            const uint8_t v = qs[32 * (j / 2) + l];
+            dot += ((j % 2 == 0) ? (v & 0x0F) : (v >> 4)) * q[b].qs[32 * j + l];
+          }
+          isum += sc * dot;
+          msum += mn * (q[b].bsums[2 * j] + q[b].bsums[2 * j + 1]);
+        }
+        const uint8_t* tail = group + tail_offset(f, nb, b, r);
+        const float d = fp16_to_f32(read_u16(tail));
+        const float dmin = fp16_to_f32(read_u16(tail + 2));
+        const float vm = dmin * static_cast<float>(msum);
+        acc = std::fma(q[b].d, std::fma(d, static_cast<float>(isum), -vm), acc);
+      }
+      out[static_cast<size_t>(t) * out_stride + static_cast<size_t>(r)] = acc;
+    }
+  }
+}
+
+// Q6_K: per 16-element sub-block s an exact dot of the unsigned 6-bit quants plus the token's
+// correction (-32 * bsum_s), isum = sum_s sc_s * dot_s, then acc = fma(d_a, d * isum, acc).
+void rows16_q6_k_scalar(const uint8_t* group, int64_t nb, const detail::Rows16Token* tok, int n_tok,
+                        float* out, size_t out_stride) {
+  const Format& f = *format_of(DType::kQ6_K);
+  for (int t = 0; t < n_tok; ++t) {
+    const auto* q = static_cast<const BlockQ8_K*>(tok[t].q);
+    for (int r = 0; r < kRows16; ++r) {
+      float acc = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        BlockQ6_K blk;
+        auto* bytes = reinterpret_cast<uint8_t*>(&blk);
+        for (int i = 0; i < f.inter_bytes(); ++i) {
+          bytes[f.block_byte(i)] = group[inter_offset(f, b, r, i)];
+        }
+        uint8_t u[kQK_K];
+        for (int h = 0; h < 2; ++h) {
+          const uint8_t* ql = blk.ql + 64 * h;
+          const uint8_t* qh = blk.qh + 32 * h;
+          for (int l = 0; l < 32; ++l) {
+            u[128 * h + l] = static_cast<uint8_t>((ql[l] & 0x0F) | ((qh[l] & 0x03) << 4));
+            u[128 * h + l + 32] = static_cast<uint8_t>((ql[l + 32] & 0x0F) | ((qh[l] & 0x0C) << 2));
+            u[128 * h + l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (qh[l] & 0x30));
+            u[128 * h + l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | ((qh[l] & 0xC0) >> 2));
+          }
+        }
+        int32_t isum = 0;
+        for (int s = 0; s < 16; ++s) {
+          int32_t dot = tok[t].corr[b * 16 + s];
+          for (int l = 0; l < 16; ++l) dot += u[16 * s + l] * q[b].qs[16 * s + l];
+          isum += blk.scales[s] * dot;
+        }
+        const float vd =
+            fp16_to_f32(read_u16(group + tail_offset(f, nb, b, r))) * static_cast<float>(isum);
+        acc = std::fma(q[b].d, vd, acc);
       }
       out[static_cast<size_t>(t) * out_stride + static_cast<size_t>(r)] = acc;
     }
@@ -77,7 +190,8 @@ void rows16_q4_0_scalar(const uint8_t* group, int64_t nb, const detail::Rows16To
 }  // namespace
 
 bool rows16_supported(DType type, int64_t rows, int64_t cols) {
-  return type == DType::kQ4_0 && rows > 0 && rows % kRows16 == 0 && cols > 0 && cols % 32 == 0;
+  const Format* f = format_of(type);
+  return f != nullptr && rows > 0 && rows % kRows16 == 0 && cols > 0 && cols % f->block_elems == 0;
 }
 
 bool rows16_preferred(DType type, int64_t rows, int64_t cols) {
@@ -86,22 +200,24 @@ bool rows16_preferred(DType type, int64_t rows, int64_t cols) {
 }
 
 void repack_rows16(DType type, const void* src, void* dst, int64_t rows, int64_t cols) {
+  const Format& f = *format_of(type);
   const size_t row_bytes = dtype_row_bytes(type, static_cast<uint64_t>(cols));
-  const int64_t nb = cols / 32;
-  for (int64_t g = 0; g < rows / kRows16; ++g) {
-    const size_t off = static_cast<size_t>(g) * kRows16 * row_bytes;
-    pack_group(static_cast<const uint8_t*>(src) + off, row_bytes, nb,
-               static_cast<uint8_t*>(dst) + off);
+  const int64_t nb = cols / f.block_elems;
+  for (int64_t row = 0; row < rows; ++row) {
+    const size_t group = static_cast<size_t>(row / kRows16) * kRows16 * row_bytes;
+    pack_row(f, static_cast<const uint8_t*>(src) + static_cast<size_t>(row) * row_bytes, nb,
+             static_cast<int>(row % kRows16), static_cast<uint8_t*>(dst) + group);
   }
 }
 
 void unpack_rows16(DType type, const void* src, void* dst, int64_t rows, int64_t cols) {
+  const Format& f = *format_of(type);
   const size_t row_bytes = dtype_row_bytes(type, static_cast<uint64_t>(cols));
-  const int64_t nb = cols / 32;
-  for (int64_t g = 0; g < rows / kRows16; ++g) {
-    const size_t off = static_cast<size_t>(g) * kRows16 * row_bytes;
-    unpack_group(static_cast<const uint8_t*>(src) + off, nb, static_cast<uint8_t*>(dst) + off,
-                 row_bytes);
+  const int64_t nb = cols / f.block_elems;
+  for (int64_t row = 0; row < rows; ++row) {
+    const size_t group = static_cast<size_t>(row / kRows16) * kRows16 * row_bytes;
+    unpack_row(f, static_cast<const uint8_t*>(src) + group, nb, static_cast<int>(row % kRows16),
+               static_cast<uint8_t*>(dst) + static_cast<size_t>(row) * row_bytes);
   }
 }
 
@@ -112,29 +228,86 @@ void repack_rows16_in_place(DType type, void* data, int64_t rows, int64_t cols) 
   for (int64_t g = 0; g < rows / kRows16; ++g) {
     uint8_t* p = static_cast<uint8_t*>(data) + static_cast<size_t>(g) * group_bytes;
     std::memcpy(tmp.data(), p, group_bytes);
-    pack_group(tmp.data(), row_bytes, cols / 32, p);
+    repack_rows16(type, tmp.data(), p, kRows16, cols);
   }
 }
 
 void rows16_read_row(DType type, const void* data, int64_t cols, int64_t row, void* dst) {
+  const Format& f = *format_of(type);
   const size_t row_bytes = dtype_row_bytes(type, static_cast<uint64_t>(cols));
-  const int64_t nb = cols / 32;
   const auto* group =
       static_cast<const uint8_t*>(data) + static_cast<size_t>(row / kRows16) * kRows16 * row_bytes;
-  unpack_row(group, nb, static_cast<int>(row % kRows16), static_cast<BlockQ4_0*>(dst));
+  unpack_row(f, group, cols / f.block_elems, static_cast<int>(row % kRows16),
+             static_cast<uint8_t*>(dst));
 }
 
 namespace detail {
 
-Rows16Fn scalar_rows16(DType weight_type) {
-  return weight_type == DType::kQ4_0 ? rows16_q4_0_scalar : nullptr;
+const Rows16Format* rows16_format(DType weight_type) {
+  return format_of(weight_type);
 }
 
-void rows16_prepare(const BlockQ8_0* q, int64_t nb, int32_t* corr, float* da) {
+Rows16Fn scalar_rows16(DType weight_type) {
+  switch (weight_type) {
+    case DType::kQ4_0:
+      return rows16_32_scalar<DType::kQ4_0>;
+    case DType::kQ8_0:
+      return rows16_32_scalar<DType::kQ8_0>;
+    case DType::kQ4_K:
+      return rows16_q4_k_scalar;
+    case DType::kQ6_K:
+      return rows16_q6_k_scalar;
+    default:
+      return nullptr;
+  }
+}
+
+int rows16_block_elems(DType weight_type) {
+  const Format* f = format_of(weight_type);
+  return f != nullptr ? f->block_elems : 0;
+}
+
+int rows16_corr_per_block(DType weight_type) {
+  switch (weight_type) {
+    case DType::kQ4_K:
+      return 4;
+    case DType::kQ6_K:
+      return 16;
+    default:
+      return 1;
+  }
+}
+
+void rows16_prepare(DType weight_type, const void* act, int64_t nb, int32_t* corr, float* da) {
+  if (weight_type == DType::kQ4_K || weight_type == DType::kQ6_K) {
+    const auto* q = static_cast<const BlockQ8_K*>(act);
+    for (int64_t b = 0; b < nb; ++b) {
+      da[b] = q[b].d;
+      const int16_t* bs = q[b].bsums;
+      if (weight_type == DType::kQ6_K) {
+        for (int s = 0; s < 16; ++s) corr[b * 16 + s] = -32 * bs[s];
+        continue;
+      }
+      // Q4_K: the 32-element sums bs_j as int16 pairs (bs_j, bs_j+2), for vpdpwssd against the
+      // mins paired the same way: (0,2) (1,3) (4,6) (5,7).
+      int32_t s32[8];
+      for (int j = 0; j < 8; ++j) s32[j] = bs[2 * j] + bs[2 * j + 1];
+      static constexpr int kPair[4] = {0, 1, 4, 5};
+      for (int k = 0; k < 4; ++k) {
+        const auto lo = static_cast<uint16_t>(static_cast<int16_t>(s32[kPair[k]]));
+        const auto hi = static_cast<uint16_t>(static_cast<int16_t>(s32[kPair[k] + 2]));
+        corr[b * 4 + k] =
+            static_cast<int32_t>(static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16));
+      }
+    }
+    return;
+  }
+  const int32_t offset = weight_type == DType::kQ8_0 ? -128 : -8;
+  const auto* q = static_cast<const BlockQ8_0*>(act);
   for (int64_t b = 0; b < nb; ++b) {
     int32_t s = 0;
     for (int j = 0; j < 32; ++j) s += q[b].qs[j];
-    corr[b] = -8 * s;
+    corr[b] = offset * s;
     da[b] = fp16_to_f32(q[b].d);
   }
 }

@@ -1,17 +1,19 @@
-// Row-interleaved weight layout for decode ("rows16"). In the GGUF layout each row is a run of
-// 18-byte Q4_0 blocks; a matrix-vector kernel must permute every block's bytes into lanes and
-// reduce each row horizontally at the end. In rows16 the rows are taken 16 at a time and, per
-// 32-element block, stored as
-//   qs: 4 x 64 bytes, vector k holding bytes 4k..4k+3 of the block's 16 quant bytes for rows
-//       0..15 (lane r = row r), so the low nibbles are elements 4k..4k+3 and the high nibbles
-//       elements 16+4k..16+4k+3 of every row;
-//   d:  16 f16 scales, one per row.
-// A 16-row group of nb blocks is [qs of block 0 .. nb-1 : nb * 256 bytes][d : nb * 32 bytes],
-// exactly the 16 * nb * 18 bytes the rows took, so a matrix is repacked in place with no extra
-// memory. One vpdpbusd then advances 16 rows, every lane is one row's sum (no horizontal
-// reduction) and scales convert 16 at a time: about half the uops per weight byte of the GGUF
-// kernel, which is what decode (memory-bound, sharing the core's load slots with the prefetch
-// traffic) needs.
+// Row-interleaved weight layout for decode ("rows16"), for Q4_0, Q8_0, Q4_K and Q6_K. In the GGUF
+// layout each row is a run of blocks; a matrix-vector kernel must permute every block's bytes
+// into lanes, convert one scale per block and row, and reduce each row horizontally at the end.
+// In rows16 the rows are taken 16 at a time and each GGUF block is split in two:
+//   its per-row scale field (the "tail": d, or d and dmin for Q4_K), gathered at the end of the
+//       group, 16 tails per block, so that 16 scales load and convert as one vector;
+//   the rest, interleaved: vector k (64 bytes) of a block holds bytes 4k..4k+3 of those bytes for
+//       rows 0..15 (lane r = row r). Q8_0's int8 quants are stored XOR 0x80 (excess-128), the
+//       unsigned operand vpdpbusd needs.
+// E.g. Q4_0: per 32-element block 4 x 64 bytes of quants (low nibbles = elements 4k..4k+3, high
+// nibbles = elements 16+4k.. of every row); a 16-row group of nb blocks is [quants of block 0 ..
+// nb-1 : nb * 256 bytes][scales : nb * 32 bytes]. A group is exactly the bytes its 16 rows took,
+// so a matrix is repacked in place with no extra memory. One vpdpbusd then advances 16 rows and
+// every lane is one row's sum (no horizontal reduction): about half the uops per weight byte of
+// the GGUF kernels, which is what decode (memory-bound, sharing the core's load slots with the
+// prefetch traffic) needs.
 #pragma once
 
 #include <cstdint>
@@ -23,8 +25,8 @@ namespace enclave::kernels {
 
 inline constexpr int64_t kRows16 = 16;
 
-// Whether a `rows` x `cols` matrix of `type` can be stored as rows16 (Q4_0, rows a multiple of
-// 16, cols a multiple of 32).
+// Whether a `rows` x `cols` matrix of `type` can be stored as rows16 (Q4_0, Q8_0, Q4_K or Q6_K;
+// rows a multiple of 16, cols a multiple of the block size).
 bool rows16_supported(DType type, int64_t rows, int64_t cols);
 
 // Whether this CPU should use rows16 for such a matrix: supported and the AVX-512 VNNI kernel is

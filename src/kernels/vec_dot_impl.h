@@ -54,14 +54,15 @@ inline VecDotFn avx512_gemm_dot_best(DType weight_type) {
 constexpr int kGemmMaxRows = 4;
 constexpr int kGemmMaxTok = 4;
 
-// rows16 kernels (repack.h): one 16-row group of nb Q4_0 blocks times n_tok <= kGemmMaxTok
-// tokens, out[t * out_stride + r] = dot(row r, token t). A token is its Q8_0 row plus, per block,
-// -8 * (sum of the block's quants) and the block's scale as f32 (rows16_prepare). Per (row,
-// token) the arithmetic is fixed: per block an exact int32 sum, then acc = fma(d_w * d_a,
-// float(sum), acc) from acc = 0 in block order; so every implementation and every n_tok give the
-// same bits.
+// rows16 kernels (repack.h): one 16-row group of nb blocks (32-element blocks for Q4_0/Q8_0,
+// super-blocks for Q4_K/Q6_K) times n_tok <= kGemmMaxTok tokens, out[t * out_stride + r] =
+// dot(row r, token t). A token is its activation row (Q8_0 or Q8_K, activation_type) plus what
+// rows16_prepare derives from it: per block rows16_corr_per_block int32 corrections and the
+// activation scale as f32. Per (row, token) the arithmetic is fixed (exact int32 sums per block,
+// then the float steps of the scalar reference in repack.cc, in block order from acc = 0), so
+// every implementation and every n_tok give the same bits.
 struct Rows16Token {
-  const BlockQ8_0* q;
+  const void* q;
   const int32_t* corr;
   const float* da;
 };
@@ -69,7 +70,31 @@ using Rows16Fn = void (*)(const uint8_t* group, int64_t nb, const Rows16Token* t
                           float* out, size_t out_stride);
 Rows16Fn scalar_rows16(DType weight_type);
 Rows16Fn avx512_rows16(DType weight_type);
-void rows16_prepare(const BlockQ8_0* q, int64_t nb, int32_t* corr, float* da);
+// Elements per block of a rows16 type (0 for other types).
+int rows16_block_elems(DType weight_type);
+// Corrections per block: Q4_0/Q8_0 one (-8 or -128 times the block's activation sum, undoing the
+// unsigned quants), Q6_K 16 (-32 times each 16-element sum), Q4_K 4 (the eight 32-element sums
+// as int16 pairs (0,2) (1,3) (4,6) (5,7), for the mins).
+int rows16_corr_per_block(DType weight_type);
+void rows16_prepare(DType weight_type, const void* act, int64_t nb, int32_t* corr, float* da);
+// How a rows16 type's GGUF block is split (repack.cc): the per-row scale field (`tail`, kept at
+// the end of the group) and the rest, interleaved 4 bytes per row per 64-byte vector; `flip` is
+// XORed into the interleaved bytes. nullptr for other types.
+struct Rows16Format {
+  int block_elems;
+  int block_bytes;
+  int tail_offset;
+  int tail_bytes;
+  uint8_t flip;
+  int inter_bytes() const { return block_bytes - tail_bytes; }
+  // Block byte of interleaved byte i.
+  int block_byte(int i) const { return i < tail_offset ? i : i + tail_bytes; }
+};
+const Rows16Format* rows16_format(DType weight_type);
+// One rows16 group of a `cols`-wide matrix back to its 16 GGUF rows (row_bytes apart): the
+// AVX-512 twin of unpack_rows16 for one group, for the AMX prompt path.
+void avx512_rows16_to_rows(DType weight_type, const uint8_t* group, int64_t cols, uint8_t* rows,
+                           size_t row_bytes);
 
 // Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7).
 inline void k4_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* mn) {
