@@ -155,9 +155,18 @@ void matmul_rows16(const WeightMatrix* const* ws, float* const* ys, int n, const
 
   // Groups [g0, g1) of matrix m, every token.
   const size_t group_bytes = kRows16 * w.row_bytes;
+  const detail::Rows16PairFn pair =
+      level == SimdLevel::kAvx512 && n_tokens == 1 ? detail::avx512_rows16_pair(w.type) : nullptr;
   auto multiply = [&](int m, int64_t g0, int64_t g1) {
     const auto* wd = static_cast<const uint8_t*>(ws[m]->data);
     const int64_t rows = ws[m]->rows;
+    if (pair != nullptr) {
+      const detail::Rows16Token tok = token(0);
+      for (; g0 + detail::kRows16PairGroups <= g1; g0 += detail::kRows16PairGroups) {
+        pair(wd + static_cast<size_t>(g0) * group_bytes, group_bytes, nb, tok,
+             ys[m] + g0 * kRows16);
+      }
+    }
     for (int64_t g = g0; g < g1; ++g) {
       for (int64_t t = 0; t < n_tokens; t += detail::kGemmMaxTok) {
         const int nt = static_cast<int>(std::min<int64_t>(detail::kGemmMaxTok, n_tokens - t));

@@ -47,22 +47,31 @@ size_t tail_offset(const Format& f, int64_t nb, int64_t b, int r) {
              static_cast<size_t>(f.tail_bytes);
 }
 
-// One row of a group: GGUF blocks -> rows16 (pack) or back.
+// One row of a group: GGUF blocks -> rows16 (pack) or back, 4 interleaved bytes at a time (the
+// interleaved part is a whole number of dwords and never straddles the tail).
 void pack_row(const Format& f, const uint8_t* row, int64_t nb, int r, uint8_t* group) {
+  const uint32_t flip = 0x01010101u * f.flip;
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = row + b * f.block_bytes;
-    for (int i = 0; i < f.inter_bytes(); ++i) {
-      group[inter_offset(f, b, r, i)] = blk[f.block_byte(i)] ^ f.flip;
+    for (int i = 0; i < f.inter_bytes(); i += 4) {
+      uint32_t d;
+      std::memcpy(&d, blk + f.block_byte(i), 4);
+      d ^= flip;
+      std::memcpy(group + inter_offset(f, b, r, i), &d, 4);
     }
     std::memcpy(group + tail_offset(f, nb, b, r), blk + f.tail_offset,
                 static_cast<size_t>(f.tail_bytes));
   }
 }
 void unpack_row(const Format& f, const uint8_t* group, int64_t nb, int r, uint8_t* row) {
+  const uint32_t flip = 0x01010101u * f.flip;
   for (int64_t b = 0; b < nb; ++b) {
     uint8_t* blk = row + b * f.block_bytes;
-    for (int i = 0; i < f.inter_bytes(); ++i) {
-      blk[f.block_byte(i)] = group[inter_offset(f, b, r, i)] ^ f.flip;
+    for (int i = 0; i < f.inter_bytes(); i += 4) {
+      uint32_t d;
+      std::memcpy(&d, group + inter_offset(f, b, r, i), 4);
+      d ^= flip;
+      std::memcpy(blk + f.block_byte(i), &d, 4);
     }
     std::memcpy(blk + f.tail_offset, group + tail_offset(f, nb, b, r),
                 static_cast<size_t>(f.tail_bytes));

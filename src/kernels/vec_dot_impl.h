@@ -70,6 +70,13 @@ using Rows16Fn = void (*)(const uint8_t* group, int64_t nb, const Rows16Token* t
                           float* out, size_t out_stride);
 Rows16Fn scalar_rows16(DType weight_type);
 Rows16Fn avx512_rows16(DType weight_type);
+// One token times kRows16PairGroups adjacent groups (`group_bytes` apart): out[0..16 * that), the
+// same bits as one Rows16Fn call per group. nullptr when the type has no such kernel. (4 groups
+// measured no faster than 2.)
+constexpr int kRows16PairGroups = 2;
+using Rows16PairFn = void (*)(const uint8_t* group, size_t group_bytes, int64_t nb,
+                              const Rows16Token& tok, float* out);
+Rows16PairFn avx512_rows16_pair(DType weight_type);
 // Elements per block of a rows16 type (0 for other types).
 int rows16_block_elems(DType weight_type);
 // Corrections per block: Q4_0/Q8_0 one (-8 or -128 times the block's activation sum, undoing the
