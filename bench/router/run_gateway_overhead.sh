@@ -6,6 +6,8 @@
 # AUDIT_FSYNC (default batch): the server's audit/usage durability. The server default, always,
 # puts an fdatasync (~3.6 ms p50 on this machine's disk) into every chat request before its answer,
 # which alone is 30x the 100 us target; batch fsyncs every 20 ms in the background.
+# ENCLAVE_BIN (optional): the enclave binary to measure instead of BUILD_DIR's (A/B runs of a
+# copied old binary against the new one, same load generator).
 # IO_THREADS (default 1): HTTP io threads of `enclave serve` (2 cores shared with nginx and the
 # load generator).
 # PERF_OUT (optional): `perf record -g` of the serve process during its run at the first rate,
@@ -15,13 +17,15 @@
 # instructions it executes (all threads) during its run at the first rate, written to FILE.1
 # (`callgrind_annotate --inclusive=yes FILE.1`). Unlike latency it does not depend on other load
 # on the machine; use a low rate (e.g. RATES=50 ... 12: 8 s counted, ~400 requests).
+# CALLGRIND_OPTS (optional): more valgrind options, e.g. "--separate-threads=yes" (one file per
+# thread, FILE.1-NN: the io thread's own cost per request).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build-router}
 DUR=${2:-10}
 read -r -a RATES <<<"${RATES:-1000 5000}"
 LOAD=$BUILD/bench/router/fixed_rate_load
-ENCLAVE=$BUILD/src/cli/enclave
+ENCLAVE=${ENCLAVE_BIN:-$BUILD/src/cli/enclave}
 MODEL=${MODEL:-$ROOT/../shared/fixtures/models/llama-tiny-F32.gguf}
 WORK=$(mktemp -d)
 P_UP=18081 P_PROXY=18082 P_GW=18083
@@ -69,6 +73,8 @@ KEY=sk-enclave-bench-key-000000000000000000
 WRAP=()
 if [[ -n ${CALLGRIND_OUT:-} ]]; then
   WRAP=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$CALLGRIND_OUT")
+  # shellcheck disable=SC2206  # CALLGRIND_OPTS holds several options
+  WRAP+=(${CALLGRIND_OPTS:-})
 fi
 ENCLAVE_API_KEY=$KEY "${WRAP[@]}" "$ENCLAVE" serve --model "$MODEL" --port $P_GW --data-dir "$WORK/data" \
   --gateway "$WORK/gateway.yaml" --threads 1 --io-threads "${IO_THREADS:-1}" \

@@ -269,14 +269,30 @@ Status read_n(const Checker& ck, const json::object& o) {
   return Status::ok();
 }
 
-// content: a string, null (assistant turns), or an array of {"type":"text","text":...} parts.
-Status read_content(const Checker& ck, const std::string& field, const json::value& v,
-                    std::string& out) {
-  if (v.is_null()) return Status::ok();
-  if (v.is_string()) {
-    ENCLAVE_ASSIGN_OR_RETURN(out, get_string(ck, field, v));
+// Field name of member `member` of messages[i], spelled out only for an error message.
+std::string message_field(size_t i, std::string_view member) {
+  std::string f = "messages[" + std::to_string(i) + "]";
+  if (!member.empty()) f.append(".").append(member);
+  return f;
+}
+
+// get_string for member `member` of messages[i] without building its name unless it fails.
+Status read_message_string(const Checker& ck, size_t i, std::string_view member,
+                           const json::value& v, std::string& out) {
+  if (v.is_string() &&
+      is_valid_utf8(std::string_view(v.as_string().data(), v.as_string().size()))) {
+    out.assign(v.as_string().data(), v.as_string().size());
     return Status::ok();
   }
+  ENCLAVE_ASSIGN_OR_RETURN(out, get_string(ck, message_field(i, member), v));
+  return Status::ok();
+}
+
+// content: a string, null (assistant turns), or an array of {"type":"text","text":...} parts.
+Status read_content(const Checker& ck, size_t index, const json::value& v, std::string& out) {
+  if (v.is_null()) return Status::ok();
+  if (v.is_string()) return read_message_string(ck, index, "content", v, out);
+  std::string field = message_field(index, "content");
   if (!v.is_array()) return type_error(ck, field, v, "a string or an array of text parts");
   const json::array& parts = v.as_array();
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -308,32 +324,35 @@ Status read_messages(const Checker& ck, const json::object& o, const ParseLimits
                                    " entries; the server allows at most " +
                                    std::to_string(limits.max_messages) + ".");
   }
+  out.reserve(arr.size());
   for (size_t i = 0; i < arr.size(); ++i) {
-    std::string mf = "messages[" + std::to_string(i) + "]";
-    if (!arr[i].is_object()) return type_error(ck, mf, arr[i], "an object");
+    if (!arr[i].is_object()) return type_error(ck, message_field(i, {}), arr[i], "an object");
     const json::object& m = arr[i].as_object();
     ChatMessage msg;
     const json::value* role = m.if_contains("role");
-    if (!role) return ck.fail(mf + ".role", "Missing required field '" + mf + ".role'.");
-    ENCLAVE_ASSIGN_OR_RETURN(msg.role, get_string(ck, mf + ".role", *role));
+    if (!role) {
+      std::string f = message_field(i, "role");
+      return ck.fail(f, "Missing required field '" + f + "'.");
+    }
+    ENCLAVE_TRY_STATUS(read_message_string(ck, i, "role", *role, msg.role));
     if (msg.role == "developer") msg.role = "system";
     if (msg.role != "system" && msg.role != "user" && msg.role != "assistant" &&
         msg.role != "tool") {
-      return ck.fail(mf + ".role", "'" + mf +
-                                       ".role' must be one of system, developer, user, assistant, "
-                                       "tool.");
+      std::string f = message_field(i, "role");
+      return ck.fail(f, "'" + f + "' must be one of system, developer, user, assistant, tool.");
     }
     const json::value* content = m.if_contains("content");
     if (!content || (content->is_null() && msg.role != "assistant")) {
-      return ck.fail(mf + ".content", "Missing required field '" + mf + ".content'.");
+      std::string f = message_field(i, "content");
+      return ck.fail(f, "Missing required field '" + f + "'.");
     }
-    ENCLAVE_TRY_STATUS(read_content(ck, mf + ".content", *content, msg.content));
+    ENCLAVE_TRY_STATUS(read_content(ck, i, *content, msg.content));
     if (const json::value* r = m.if_contains("reasoning_content"); r && !r->is_null()) {
-      ENCLAVE_ASSIGN_OR_RETURN(msg.reasoning_content,
-                               get_string(ck, mf + ".reasoning_content", *r));
+      ENCLAVE_TRY_STATUS(
+          read_message_string(ck, i, "reasoning_content", *r, msg.reasoning_content));
     }
     if (const json::value* n = m.if_contains("name"); n && !n->is_null()) {
-      ENCLAVE_ASSIGN_OR_RETURN(msg.name, get_string(ck, mf + ".name", *n));
+      ENCLAVE_TRY_STATUS(read_message_string(ck, i, "name", *n, msg.name));
     }
     out.push_back(std::move(msg));
   }

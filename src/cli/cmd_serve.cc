@@ -238,6 +238,7 @@ int serve(ServeFlags& f, CLI::App& cmd) {
   if (given("--ctx")) cfg.ctx = f.cfg.ctx;
   if (given("--max-queue")) cfg.max_queue = f.cfg.max_queue;
   if (given("--io-threads")) cfg.io_threads = f.cfg.io_threads;
+  if (given("--io-spin-us")) cfg.io_spin_us = f.cfg.io_spin_us;
   if (given("--mmap")) cfg.mmap = true;
   if (given("--tls-cert")) cfg.tls_cert = f.cfg.tls_cert;
   if (given("--tls-key")) cfg.tls_key = f.cfg.tls_key;
@@ -271,6 +272,7 @@ int serve(ServeFlags& f, CLI::App& cmd) {
   so.host = cfg.host;
   so.port = cfg.port;
   so.io_threads = cfg.io_threads;
+  so.io_spin_us = cfg.io_spin_us;
   so.max_body_bytes = cfg.max_body_bytes;
   so.max_header_bytes = cfg.max_header_bytes;
   so.request_timeout_s = cfg.request_timeout_s;
@@ -391,6 +393,9 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_option("--ctx", f->cfg.ctx, "Context tokens per sequence (default 4096)");
   cmd->add_option("--max-queue", f->cfg.max_queue, "Queued requests beyond the slots (default 64)");
   cmd->add_option("--io-threads", f->cfg.io_threads, "HTTP io threads (default 2)");
+  cmd->add_option("--io-spin-us", f->cfg.io_spin_us,
+                  "µs an io thread keeps polling after its last event before it sleeps (default 0 "
+                  "= off, 0..10000; helps only with cores to spare)");
   cmd->add_flag("--mmap", f->cfg.mmap, kMmapFlagHelp);
   cmd->add_option("--tls-cert", f->cfg.tls_cert, "PEM certificate chain: serve HTTPS");
   cmd->add_option("--tls-key", f->cfg.tls_key, "PEM private key for --tls-cert");

@@ -10,6 +10,7 @@
 #include "api/codec.h"
 #include "router/policy.h"
 #include "router/redact.h"
+#include "router/upstream_body.h"
 #include "server/generation.h"
 #include "server/sse.h"
 
@@ -59,69 +60,6 @@ template <class F>
 void for_each_text(api::CompletionRequest& r, F&& f) {
   f(r.prompt, TextLoc{"prompt"});
   for (size_t i = 0; i < r.stop.size(); ++i) f(r.stop[i], TextLoc{"stop", i});
-}
-
-std::string upstream_model(const BackendConfig& b, const std::string& requested) {
-  if (auto it = b.model_map.find(requested); it != b.model_map.end()) return it->second;
-  for (const auto& m : b.models) {
-    if (m == requested) return m;
-  }
-  return b.models.empty() ? requested : b.models.front();
-}
-
-// The fields chat and text completions share, in the upstream's vocabulary.
-template <class Request>
-void add_common_fields(json::object& o, const Request& r, const BackendConfig& b) {
-  o["stream"] = r.stream;
-  if (r.stream && r.include_usage) o["stream_options"] = json::object{{"include_usage", true}};
-  if (r.max_tokens) o["max_tokens"] = *r.max_tokens;
-  const api::SamplingOptions& s = r.sampling;
-  if (s.temperature) o["temperature"] = *s.temperature;
-  if (s.top_p) o["top_p"] = *s.top_p;
-  if (s.presence_penalty != 0) o["presence_penalty"] = s.presence_penalty;
-  if (s.frequency_penalty != 0) o["frequency_penalty"] = s.frequency_penalty;
-  if (s.seed) o["seed"] = *s.seed;
-  if (b.kind == BackendKind::kNode) {  // Enclave extensions
-    if (s.top_k) o["top_k"] = *s.top_k;
-    if (s.min_p) o["min_p"] = *s.min_p;
-    if (s.repeat_penalty) o["repeat_penalty"] = *s.repeat_penalty;
-  }
-  if (!r.stop.empty()) {
-    json::array st;
-    for (const auto& x : r.stop) st.push_back(json::string(x));
-    o["stop"] = std::move(st);
-  }
-}
-
-std::string build_upstream_body(const api::ChatRequest& r, const BackendConfig& b) {
-  json::object o;
-  o["model"] = upstream_model(b, r.model);
-  json::array msgs;
-  msgs.reserve(r.messages.size());
-  for (const auto& m : r.messages) {
-    json::object jm;
-    jm["role"] = m.role;
-    jm["content"] = m.content;
-    if (!m.name.empty()) jm["name"] = m.name;
-    // DeepSeek rejects reasoning_content of earlier turns (reference §6.4); nodes drop it too.
-    msgs.push_back(std::move(jm));
-  }
-  o["messages"] = std::move(msgs);
-  add_common_fields(o, r, b);
-  if (r.logprobs) {
-    o["logprobs"] = true;
-    if (r.top_logprobs > 0) o["top_logprobs"] = r.top_logprobs;
-  }
-  return json::serialize(o);
-}
-
-std::string build_upstream_body(const api::CompletionRequest& r, const BackendConfig& b) {
-  json::object o;
-  o["model"] = upstream_model(b, r.model);
-  o["prompt"] = r.prompt;
-  add_common_fields(o, r, b);
-  if (r.logprobs) o["logprobs"] = *r.logprobs;
-  return json::serialize(o);
 }
 
 UpstreamEndpoint endpoint_of(const BackendConfig& b) {
@@ -378,8 +316,9 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
     sse = SseParser();
     const bool use_redacted = redact && b.egress();
     const Redactor* table = use_redacted ? redactor.get() : nullptr;
-    content_r = std::make_unique<Restorer>(table);
-    reasoning_r = std::make_unique<Restorer>(table);
+    // Only streams restore piece by piece (full answers are restored whole).
+    content_r = streaming() ? std::make_unique<Restorer>(table) : nullptr;
+    reasoning_r = streaming() ? std::make_unique<Restorer>(table) : nullptr;
     ttft_ms = -1;
     n_chunks = 0;
     attempt_start = SteadyClock::now();
@@ -441,6 +380,7 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
   }
 
   void flush_pending() {
+    if (!content_r) return;
     std::string c = content_r->flush();
     std::string r = reasoning_r->flush();
     if (c.empty() && r.empty()) return;
@@ -718,6 +658,11 @@ void Gateway::RemoteJob::route(Gateway& gw, server::RequestContext& ctx, const E
 
   // Scan every text. Any scanner failure stops egress: the request may only be served locally.
   std::vector<std::vector<privacy::Finding>> findings;
+  if constexpr (kCompletion) {
+    findings.reserve(1 + r.stop.size());
+  } else {
+    findings.reserve(r.messages.size() * 3 + r.stop.size());
+  }
   Scan scan;
   Status scan_status;
   int64_t tokens = 0;

@@ -88,14 +88,19 @@ std::vector<const BackendConfig*> Selector::candidates(const PolicyRule& rule, i
   std::lock_guard lock(mu_);
   int64_t now = now_();
   std::vector<const BackendConfig*> fast, slow;
-  std::set<std::string> seen;
+  fast.reserve(rule.route.size());
   auto usable = [&](const BackendConfig& b) {
     if (!allow_egress && b.egress()) return false;
     const State& s = *states_.at(b.name);
     return s.healthy && s.breaker.would_allow(now);
   };
   auto add = [&](const BackendConfig& b) {
-    if (!seen.insert(b.name).second || !usable(b)) return;
+    // Each backend once (config_.backend() gives one entry per name): one already in `fast` or
+    // `slow` was added, one left out was not usable and still is not.
+    auto in = [&b](const std::vector<const BackendConfig*>& v) {
+      return std::find(v.begin(), v.end(), &b) != v.end();
+    };
+    if (in(fast) || in(slow) || !usable(b)) return;
     const State& s = *states_.at(b.name);
     bool too_slow = s.ttft_ms.initialized && s.ttft_ms.value > static_cast<double>(budget_ms);
     (too_slow ? slow : fast).push_back(&b);

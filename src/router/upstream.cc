@@ -39,8 +39,16 @@ struct Conn {
 };
 
 std::string pool_key(const UpstreamEndpoint& e) {
-  return (e.url.tls ? "https://" : "http://") + e.url.host + ":" + e.url.port + "|" + e.ca_file +
-         (e.verify_tls ? "|v" : "|n");
+  std::string k;
+  k.reserve(16 + e.url.host.size() + e.url.port.size() + e.ca_file.size());
+  k += e.url.tls ? "https://" : "http://";
+  k += e.url.host;
+  k += ':';
+  k += e.url.port;
+  k += '|';
+  k += e.ca_file;
+  k += e.verify_tls ? "|v" : "|n";
+  return k;
 }
 
 Error io_error(const std::string& what, const beast::error_code& ec, bool timed_out) {
@@ -213,8 +221,12 @@ struct CallState : UpstreamCallHandle, std::enable_shared_from_this<CallState> {
   }
 };
 
+// One pass (find_first_of calls memchr once per character of the value).
 bool has_line_break(std::string_view v) {
-  return v.find_first_of("\r\n") != std::string_view::npos;
+  for (char c : v) {
+    if (c == '\r' || c == '\n') return true;
+  }
+  return false;
 }
 
 net::awaitable<Result<std::unique_ptr<Conn>>> connect(CallState& st) {
@@ -299,6 +311,47 @@ std::string request_head(const CallState& st) {
   return h;
 }
 
+// Bytes asked for per read of an upstream response.
+constexpr size_t kReadChunkBytes = 16384;
+
+// Response parser that hands the status to on_head and body bytes (de-chunked) straight to
+// on_body as the parser meets them: no header fields stored, no copy through a body buffer.
+class ResponseSink : public http::basic_parser<false> {
+ public:
+  explicit ResponseSink(CallState& st) : st_(st) {}
+
+ private:
+  void on_request_impl(http::verb, beast::string_view, beast::string_view, int,
+                       beast::error_code&) override {}
+  void on_response_impl(int code, beast::string_view, int, beast::error_code&) override {
+    status_ = code;
+  }
+  void on_field_impl(http::field, beast::string_view, beast::string_view,
+                     beast::error_code&) override {}
+  void on_header_impl(beast::error_code&) override {
+    if (st_.events.on_head) st_.events.on_head(status_);
+  }
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, beast::error_code&) override {}
+  size_t on_body_impl(beast::string_view body, beast::error_code&) override {
+    deliver(body);
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code&) override {
+    deliver(body);
+    return body.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+  void deliver(beast::string_view body) {
+    if (!body.empty() && st_.events.on_body) {
+      st_.events.on_body(std::string_view(body.data(), body.size()));
+    }
+  }
+
+  CallState& st_;
+  int status_ = 0;
+};
+
 // One request/response on an open connection. `got_bytes`: any response byte arrived (then
 // the call must not be retried on a fresh connection).
 template <class Stream>
@@ -310,40 +363,41 @@ net::awaitable<Status> exchange(Stream& stream, Conn& conn, CallState& st, const
   co_await net::async_write(stream, out, net::redirect_error(net::use_awaitable, ec));
   if (ec || st.timed_out) co_return io_error("write", ec, st.timed_out);
 
-  http::response_parser<http::buffer_body> parser;
+  // Read and parse directly (no Beast composed read operations): parse what is buffered, read
+  // more only when the parser needs it. Body bytes that came with the head (a small answer arrives
+  // whole) are parsed without another read.
+  ResponseSink parser(st);
   parser.body_limit(boost::none);
+  parser.eager(true);
   st.step(st.call.timeouts.read_ms);
-  co_await http::async_read_header(stream, conn.buffer, parser,
-                                   net::redirect_error(net::use_awaitable, ec));
-  if (ec || st.timed_out) co_return io_error("read", ec, st.timed_out);
-  got_bytes = true;
-  if (st.events.on_head) st.events.on_head(static_cast<int>(parser.get().result_int()));
-  char buf[16384];
-  while (!parser.is_done()) {
-    if (st.cancelled) co_return Error(ErrorCode::kUnavailable, "upstream call cancelled");
-    parser.get().body().data = buf;
-    parser.get().body().size = sizeof(buf);
-    // Body bytes that came with the head (a small answer arrives whole) are parsed here:
-    // async_read_some would find them without I/O and post its completion, one more trip
-    // through the io loop.
-    size_t used = 0;
+  for (;;) {
     if (conn.buffer.size() > 0) {
-      used = parser.put(conn.buffer.data(), ec);
+      size_t used = parser.put(conn.buffer.data(), ec);
       conn.buffer.consume(used);
-      if (ec == http::error::need_more || ec == http::error::need_buffer) ec = {};
+      if (ec == http::error::need_more) ec = {};
       if (ec) co_return io_error("read", ec, false);
+      if (parser.is_header_done()) got_bytes = true;
+      if (parser.is_done()) break;
+      if (used > 0) continue;
     }
-    if (used == 0) {
-      st.step(st.call.timeouts.read_ms);
-      co_await http::async_read_some(stream, conn.buffer, parser,
-                                     net::redirect_error(net::use_awaitable, ec));
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec || st.timed_out) co_return io_error("read", ec, st.timed_out);
+    if (st.cancelled) co_return Error(ErrorCode::kUnavailable, "upstream call cancelled");
+    if (got_bytes) st.step(st.call.timeouts.read_ms);
+    size_t n = co_await stream.async_read_some(conn.buffer.prepare(kReadChunkBytes),
+                                               net::redirect_error(net::use_awaitable, ec));
+    conn.buffer.commit(n);
+    if (st.timed_out) co_return io_error("read", ec, true);
+    if (ec == net::error::eof) {
+      // The end of a body without a length; before any byte, a connection the server closed.
+      if (!parser.got_some()) co_return io_error("read", http::error::end_of_stream, false);
+      ec = {};
+      parser.put_eof(ec);
+      if (ec) co_return io_error("read", ec, false);
+      if (parser.is_header_done()) got_bytes = true;
+      break;
     }
-    size_t n = sizeof(buf) - parser.get().body().size;
-    if (n > 0 && st.events.on_body) st.events.on_body(std::string_view(buf, n));
+    if (ec) co_return io_error("read", ec, false);
   }
-  keep_alive = parser.get().keep_alive();
+  keep_alive = parser.keep_alive();
   co_return Status::ok();
 }
 

@@ -46,6 +46,7 @@ Status load_config_text(const std::string& yaml_text, ServerConfig& c, const std
                                                "ctx",
                                                "max_queue",
                                                "io_threads",
+                                               "io_spin_us",
                                                "tls_cert",
                                                "tls_key",
                                                "tls_client_ca",
@@ -82,6 +83,12 @@ Status load_config_text(const std::string& yaml_text, ServerConfig& c, const std
   ENCLAVE_TRY_STATUS(read(root, "ctx", c.ctx, origin));
   ENCLAVE_TRY_STATUS(read(root, "max_queue", c.max_queue, origin));
   ENCLAVE_TRY_STATUS(read(root, "io_threads", c.io_threads, origin));
+  ENCLAVE_TRY_STATUS(read(root, "io_spin_us", c.io_spin_us, origin));
+  if (c.io_spin_us < 0 || c.io_spin_us > kMaxIoSpinUs) {
+    return Error(ErrorCode::kInvalidArgument, origin + ": 'io_spin_us' must be 0.." +
+                                                  std::to_string(kMaxIoSpinUs) +
+                                                  " (microseconds; 0 never spins)");
+  }
   ENCLAVE_TRY_STATUS(read(root, "mmap", c.mmap, origin));
   ENCLAVE_TRY_STATUS(read(root, "tls_cert", c.tls_cert, origin));
   ENCLAVE_TRY_STATUS(read(root, "tls_key", c.tls_key, origin));

@@ -9,6 +9,11 @@
 
 namespace enclave::server {
 
+// `io_spin_us` / `enclave serve --io-spin-us` default (src/server/README.md has the measurements)
+// and the largest value accepted.
+inline constexpr int32_t kDefaultIoSpinUs = 0;
+inline constexpr int32_t kMaxIoSpinUs = 10000;
+
 struct ConfiguredKey {
   std::string name;
   std::string key;  // plaintext in the config; hashed at load, never persisted
@@ -25,8 +30,10 @@ struct ServerConfig {
   int32_t ctx = 4096;      // context per slot
   int32_t max_queue = 64;  // queued requests beyond the slots; more -> 429
   int32_t io_threads = 2;  // HTTP io threads (no thread per connection)
-  bool mmap = false;       // map the model file instead of copying it (gguf::FileMemory)
-  std::string tls_cert;    // PEM; TLS when set (with tls_key)
+  // µs an io thread keeps polling after its last handler before it blocks (0: never spins).
+  int32_t io_spin_us = kDefaultIoSpinUs;
+  bool mmap = false;     // map the model file instead of copying it (gguf::FileMemory)
+  std::string tls_cert;  // PEM; TLS when set (with tls_key)
   std::string tls_key;
   std::string tls_client_ca;    // PEM CA bundle; require client certificates (mTLS) when set
   bool metrics_public = false;  // false: /metrics needs a key with the admin scope

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "api/error_mapper.h"
 #include "server/http_types.h"
@@ -16,7 +17,7 @@ enum class Scope : unsigned { kNone = 0, kChat = 1, kEmbeddings = 2, kAdmin = 4,
 
 struct RequestContext {
   HttpRequest& request;
-  std::string route;              // route name, e.g. "chat_completions"
+  std::string_view route;         // route name, e.g. "chat_completions" (the Route's, static)
   Scope required = Scope::kNone;  // scope the route needs; kNone: public
   std::string key_name;           // set by the auth filter
   unsigned key_scopes = 0;        // bit set of Scope

@@ -78,12 +78,69 @@ struct ServerCore {
     }
     return out;
   }
+  // request_prefix + the counter in lower-case hex, at least 8 digits (as "%08llx").
   std::string next_request_id() {
     uint64_t n = ++request_counter;
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%08llx", static_cast<unsigned long long>(n));
-    return request_prefix + buf;
+    char digits[16];
+    int len = 0;
+    do {
+      digits[len++] = "0123456789abcdef"[n & 15];
+      n >>= 4;
+    } while (n != 0);
+    std::string id;
+    id.reserve(request_prefix.size() + 16);
+    id += request_prefix;
+    if (len < 8) id.append(static_cast<size_t>(8 - len), '0');
+    while (len > 0) id += digits[--len];
+    return id;
   }
+};
+
+// Request parser that builds the HttpRequest while it parses (header names lower-cased once, the
+// body appended in place): no Beast header container, no copy of the message afterwards.
+class RequestSink : public http::basic_parser<true> {
+ public:
+  HttpRequest& request() { return req_; }
+  bool head() const { return method_ == http::verb::head; }
+
+ private:
+  void on_request_impl(http::verb method, beast::string_view method_str, beast::string_view target,
+                       int, beast::error_code&) override {
+    method_ = method;
+    req_.method.assign(method_str.data(), method_str.size());
+    req_.target.assign(target.data(), target.size());
+    req_.headers.reserve(8);
+  }
+  void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
+  void on_field_impl(http::field, beast::string_view name, beast::string_view value,
+                     beast::error_code&) override {
+    auto& [k, v] = req_.headers.emplace_back();
+    k.resize(name.size());
+    for (size_t i = 0; i < name.size(); ++i) {
+      char c = name[i];
+      k[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    v.assign(value.data(), value.size());
+  }
+  void on_header_impl(beast::error_code&) override {}
+  // The parser has already refused a Content-Length above the body limit.
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                         beast::error_code&) override {
+    if (length) req_.body.reserve(static_cast<size_t>(*length));
+  }
+  size_t on_body_impl(beast::string_view body, beast::error_code&) override {
+    req_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code&) override {
+    req_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  HttpRequest req_;
+  http::verb method_ = http::verb::unknown;
 };
 
 const char* status_reason(int status);
@@ -165,7 +222,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       cancel_fn_ = std::move(fn);
     }
     bool cancelled() const override { return cancelled_.load(); }
-    void set_route_name(std::string name) override { route_ = std::move(name); }
+    void set_route_name(std::string_view name) override { route_ = name; }
     void add_response_header(std::string name, std::string value) override {
       std::lock_guard lock(mu_);
       extra_headers_.emplace_back(std::move(name), std::move(value));
@@ -187,7 +244,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       }
       if (fn) fn(reason);
     }
-    const std::string& route() const { return route_; }
+    std::string_view route() const { return route_; }
     // The request is answered: drop the cancel callback (it may own the handler's state, which
     // owns this exchange).
     void clear_cancel() {
@@ -222,7 +279,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     std::weak_ptr<Session> session_;
     net::any_io_executor executor_;
     HttpRequest request_;
-    std::string route_ = "unmatched";
+    std::string_view route_ = "unmatched";
     std::mutex mu_;
     bool fired_ = false;
     CancelReason reason_ = CancelReason::kDisconnected;
@@ -268,7 +325,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   // past its arming, so a limit of at least that length only moves deadline_ (no timer operation).
   Clock::duration max_wait_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<RequestSink> parser_;
   std::shared_ptr<SessionExchange> exchange_;
   std::deque<std::string> queue_;
   bool tls_ = false;

@@ -105,21 +105,12 @@ void Session<Stream>::on_read(beast::error_code ec) {
 
 template <class Stream>
 void Session<Stream>::dispatch_request() {
-  http::request<http::string_body> msg = parser_->release();
-  HttpRequest req;
-  req.method = std::string(msg.method_string());
-  req.target = std::string(msg.target());
+  HttpRequest req = std::move(parser_->request());
   req.path = req.target.substr(0, req.target.find('?'));
-  for (const auto& f : msg) {
-    std::string name(f.name_string());
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    req.headers.emplace_back(std::move(name), std::string(f.value()));
-  }
-  req.body = std::move(msg.body());
   req.request_id = core_.next_request_id();
   req.tls = tls_;
-  keep_alive_ = msg.keep_alive() && !core_.draining.load();
-  head_only_ = msg.method() == http::verb::head;
+  keep_alive_ = parser_->keep_alive() && !core_.draining.load();
+  head_only_ = parser_->head();
   response_done_ = false;
   streaming_ = false;
   exchange_ = std::make_shared<SessionExchange>(this->shared_from_this(), std::move(req));

@@ -34,7 +34,8 @@ struct HttpRequest {
 
 struct HttpResponse {
   int status = 200;
-  std::string content_type = "application/json";
+  // A string literal (static storage): every content type the server sends is a constant.
+  std::string_view content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 };
@@ -67,8 +68,9 @@ class Exchange {
   // forces in-flight work to stop. Runs immediately if that already happened.
   virtual void on_cancel(std::function<void(CancelReason)> fn) = 0;
   virtual bool cancelled() const = 0;
-  // Route label for metrics (set by the router).
-  virtual void set_route_name(std::string name) = 0;
+  // Route label for metrics (set by the router; the name of a registered Route, which lives as
+  // long as the server).
+  virtual void set_route_name(std::string_view name) = 0;
   // Extra header for the response not sent yet (full or stream head), e.g. the routing
   // gateway's X-Enclave-Route. Default: ignored (exchanges without headers, test doubles).
   virtual void add_response_header(std::string name, std::string value) {}

@@ -34,9 +34,14 @@ void Histogram::write(std::string& out, const std::string& name) const {
   out += name + "_count " + std::to_string(count_) + "\n";
 }
 
-void Metrics::record_request(const std::string& route, int status) {
+void Metrics::record_request(std::string_view route, int status) {
   std::lock_guard lock(mu_);
-  ++requests_[{route, status}];
+  auto it = requests_.find(std::pair<std::string_view, int>(route, status));
+  if (it == requests_.end()) {
+    requests_.emplace(std::pair<std::string, int>(route, status), 1);
+  } else {
+    ++it->second;
+  }
 }
 
 void Metrics::add_tokens(int64_t prompt_tokens, int64_t completion_tokens) {

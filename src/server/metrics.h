@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "engine/engine.h"
@@ -28,7 +29,7 @@ class Histogram {
 
 class Metrics {
  public:
-  void record_request(const std::string& route, int status);
+  void record_request(std::string_view route, int status);
   void add_tokens(int64_t prompt_tokens, int64_t completion_tokens);
   void observe_ttft(double seconds);
   void observe_token_latency(double seconds);
@@ -38,7 +39,16 @@ class Metrics {
 
  private:
   mutable std::mutex mu_;
-  std::map<std::pair<std::string, int>, uint64_t> requests_;
+  // Ordered by (route, status); looked up by a string_view route so counting builds no key.
+  struct RouteStatusLess {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      int c = std::string_view(a.first).compare(std::string_view(b.first));
+      return c < 0 || (c == 0 && a.second < b.second);
+    }
+  };
+  std::map<std::pair<std::string, int>, uint64_t, RouteStatusLess> requests_;
   uint64_t prompt_tokens_ = 0;
   uint64_t completion_tokens_ = 0;
   uint64_t cancelled_ = 0;

@@ -23,7 +23,7 @@ class AuditingExchange : public Exchange, public std::enable_shared_from_this<Au
     // The gateway never reported (it always should): audit with what is known rather than
     // withholding the answer.
     std::lock_guard lock(mu_);
-    auditor_->forget(record_.request_id);
+    if (!forgotten_) auditor_->forget(record_.request_id);
     if (final_begun_ && state_ == State::kIdle) {
       route_ready_ = true;
       state_ = State::kRunning;
@@ -84,7 +84,7 @@ class AuditingExchange : public Exchange, public std::enable_shared_from_this<Au
     inner_->on_cancel(std::move(fn));
   }
   bool cancelled() const override { return inner_->cancelled(); }
-  void set_route_name(std::string name) override { inner_->set_route_name(std::move(name)); }
+  void set_route_name(std::string_view name) override { inner_->set_route_name(name); }
   void add_response_header(std::string name, std::string value) override {
     inner_->add_response_header(std::move(name), std::move(value));
   }
@@ -164,9 +164,10 @@ class AuditingExchange : public Exchange, public std::enable_shared_from_this<Au
     for (auto& f : queued) f();
     state_ = State::kDone;
     auditor_->forget(record_.request_id);
+    forgotten_ = true;
     if (st && auditor_->hooks().after) {
       if (auditor_->hooks().run_after) {
-        auditor_->after(record_);
+        auditor_->after(std::move(record_));  // answered: the record is not needed here any more
       } else {
         auditor_->hooks().after(record_);
       }
@@ -177,6 +178,7 @@ class AuditingExchange : public Exchange, public std::enable_shared_from_this<Au
   std::shared_ptr<RequestAuditor> auditor_;
   std::recursive_mutex mu_;
   RequestRecord record_;
+  bool forgotten_ = false;  // removed from the auditor's pending requests (record_ may be moved)
   bool route_ready_;
   std::chrono::steady_clock::time_point t0_;
   State state_ = State::kIdle;

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "server/http_session.h"
+#include "server/io_loop.h"
 #include "server/tls.h"
 
 namespace enclave::server {
@@ -56,8 +57,13 @@ const char* status_reason(int status) {
 std::string format_head(int status, std::string_view content_type, const HttpResponse* extra,
                         size_t content_length, bool chunked, bool keep_alive,
                         std::string_view request_id) {
+  // Room for the body too: callers append it (one allocation per response).
+  size_t size = 224 + content_type.size() + request_id.size() + (chunked ? 0 : content_length);
+  if (extra) {
+    for (const auto& [k, v] : extra->headers) size += k.size() + v.size() + 4;
+  }
   std::string h;
-  h.reserve(256);
+  h.reserve(size);
   h += "HTTP/1.1 ";
   h += std::to_string(status);
   h += ' ';
@@ -135,6 +141,11 @@ Server::~Server() {
 
 Result<std::unique_ptr<Server>> Server::create(ServerOptions options,
                                                std::shared_ptr<const KeyStore> keys) {
+  if (options.io_spin_us < 0 || options.io_spin_us > kMaxIoSpinUs) {
+    return Error(ErrorCode::kInvalidArgument, "--io-spin-us must be 0.." +
+                                                  std::to_string(kMaxIoSpinUs) +
+                                                  " (microseconds; 0 never spins)");
+  }
   auto impl = std::make_unique<Impl>();
   if (!options.tls_cert.empty() || !options.tls_key.empty()) {
     if (options.tls_cert.empty() || options.tls_key.empty()) {
@@ -197,7 +208,7 @@ Status Server::start() {
   });
   m.accept();
   for (int i = 0; i < std::max(1, m.core.options.io_threads); ++i) {
-    m.threads.emplace_back([&m] { m.ioc.run(); });
+    m.threads.emplace_back([&m] { run_io_loop(m.ioc, m.core.options.io_spin_us); });
   }
   m.started = true;
   return Status::ok();

@@ -12,6 +12,7 @@
 #include "core/result.h"
 #include "server/auth.h"
 #include "server/backend.h"
+#include "server/config.h"
 #include "server/router.h"
 
 namespace enclave::server {
@@ -20,6 +21,9 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0: pick a free port (see Server::port())
   int32_t io_threads = 2;
+  // After handling work an io thread polls without blocking for up to this many µs before it
+  // blocks in epoll_wait again (see io_loop.h); 0: never spins.
+  int32_t io_spin_us = kDefaultIoSpinUs;
   int32_t blocking_threads = 2;  // embeddings
   uint64_t max_body_bytes = 4ull << 20;
   uint32_t max_header_bytes = 16 * 1024;
