@@ -224,21 +224,28 @@ void q4_k_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float*
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(out + static_cast<size_t>(t) * out_stride, acc[t]);
 }
 
-template <int T>
-void q6_k_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float* out,
-                size_t out_stride) {
+// T tokens times G adjacent groups (`group_bytes` apart; out + 16g for group g): each activation
+// broadcast serves every group.
+template <int T, int G = 1>
+void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Rows16Token* tok,
+                 float* out, size_t out_stride) {
   constexpr size_t kInter = 16 * 208;  // ql (32 vectors), qh (16), scales (4) per super-block
-  const auto* tails = group + nb * kInter;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i m30 = _mm512_set1_epi8(0x30);
-  __m512 acc[T];
+  __m512 acc[G][T];
 #pragma GCC unroll 16
-  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) acc[g][t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* v = group + b * kInter;
-    __m512i isum[T];
+    const uint8_t* v[G];
+    __m512i isum[G][T];
 #pragma GCC unroll 16
-    for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();
+    for (int g = 0; g < G; ++g) {
+      v[g] = group + g * group_bytes + b * kInter;
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) isum[g][t] = _mm512_setzero_si512();
+    }
 // Half h holds elements 128h..128h+127; within it, dword m (0..7) of ql/qh gives elements
 // 4m.. (q1), 32+4m.. (q2), 64+4m.. (q3) and 96+4m.. (q4); sub-blocks of 16 take m in 0..3 or
 // 4..7 (mq).
@@ -247,62 +254,91 @@ void q6_k_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float*
 #pragma GCC unroll 16
       for (int mq = 0; mq < 2; ++mq) {
         // Sub-block of q[i] below: 8h + 2i + mq; its sum starts at the token's correction.
-        __m512i dot[T][4];
+        __m512i dot[G][T][4];
 #pragma GCC unroll 16
-        for (int t = 0; t < T; ++t)
+        for (int g = 0; g < G; ++g)
 #pragma GCC unroll 16
-          for (int i = 0; i < 4; ++i)
-            dot[t][i] = _mm512_set1_epi32(tok[t].corr[b * 16 + 8 * h + 2 * i + mq]);
+          for (int t = 0; t < T; ++t)
+#pragma GCC unroll 16
+            for (int i = 0; i < 4; ++i)
+              dot[g][t][i] = _mm512_set1_epi32(tok[t].corr[b * 16 + 8 * h + 2 * i + mq]);
 #pragma GCC unroll 16
         for (int m4i = 0; m4i < 4; ++m4i) {
           const int m = 4 * mq + m4i;
-          const uint8_t* pa = v + (16 * h + m) * 64;
-          const uint8_t* pb = v + (16 * h + 8 + m) * 64;
-          const uint8_t* ph = v + (32 + 8 * h + m) * 64;
-          _mm_prefetch(reinterpret_cast<const char*>(pa + kPrefetchBytes), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(pb + kPrefetchBytes), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(ph + kPrefetchBytes), _MM_HINT_T0);
-          const __m512i qa = _mm512_loadu_si512(pa), qb = _mm512_loadu_si512(pb);
-          const __m512i qh = _mm512_loadu_si512(ph);
-          // (x & 0x0F) | hpart, hpart already masked to 0x30: one vpternlogd.
-          const __m512i q[4] = {
-              _mm512_ternarylogic_epi32(qa, m4, _mm512_and_si512(_mm512_slli_epi32(qh, 4), m30),
-                                        0xEA),
-              _mm512_ternarylogic_epi32(qb, m4, _mm512_and_si512(_mm512_slli_epi32(qh, 2), m30),
-                                        0xEA),
-              _mm512_ternarylogic_epi32(_mm512_srli_epi32(qa, 4), m4, _mm512_and_si512(qh, m30),
-                                        0xEA),
-              _mm512_ternarylogic_epi32(_mm512_srli_epi32(qb, 4), m4,
-                                        _mm512_and_si512(_mm512_srli_epi32(qh, 2), m30), 0xEA)};
+          __m512i q[G][4];
+#pragma GCC unroll 16
+          for (int g = 0; g < G; ++g) {
+            const uint8_t* pa = v[g] + (16 * h + m) * 64;
+            const uint8_t* pb = v[g] + (16 * h + 8 + m) * 64;
+            const uint8_t* ph = v[g] + (32 + 8 * h + m) * 64;
+            _mm_prefetch(reinterpret_cast<const char*>(pa + kPrefetchBytes), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(pb + kPrefetchBytes), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(ph + kPrefetchBytes), _MM_HINT_T0);
+            const __m512i qa = _mm512_loadu_si512(pa), qb = _mm512_loadu_si512(pb);
+            const __m512i qh = _mm512_loadu_si512(ph);
+            // (x & 0x0F) | hpart, hpart already masked to 0x30: one vpternlogd.
+            q[g][0] = _mm512_ternarylogic_epi32(
+                qa, m4, _mm512_and_si512(_mm512_slli_epi32(qh, 4), m30), 0xEA);
+            q[g][1] = _mm512_ternarylogic_epi32(
+                qb, m4, _mm512_and_si512(_mm512_slli_epi32(qh, 2), m30), 0xEA);
+            q[g][2] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(qa, 4), m4,
+                                                _mm512_and_si512(qh, m30), 0xEA);
+            q[g][3] =
+                _mm512_ternarylogic_epi32(_mm512_srli_epi32(qb, 4), m4,
+                                          _mm512_and_si512(_mm512_srli_epi32(qh, 2), m30), 0xEA);
+          }
 #pragma GCC unroll 16
           for (int t = 0; t < T; ++t) {
             const int8_t* a = static_cast<const BlockQ8_K*>(tok[t].q)[b].qs + 128 * h + 4 * m;
 #pragma GCC unroll 16
-            for (int i = 0; i < 4; ++i)
-              dot[t][i] = _mm512_dpbusd_epi32(dot[t][i], q[i], bcast4(a + 32 * i));
+            for (int i = 0; i < 4; ++i) {
+              const __m512i ai = bcast4(a + 32 * i);
+#pragma GCC unroll 16
+              for (int g = 0; g < G; ++g)
+                dot[g][t][i] = _mm512_dpbusd_epi32(dot[g][t][i], q[g][i], ai);
+            }
           }
         }
 #pragma GCC unroll 16
         for (int i = 0; i < 4; ++i) {
           const int s = 8 * h + 2 * i + mq;
-          const __m512i sv = _mm512_loadu_si512(v + (48 + s / 4) * 64);
-          const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(sv, 24 - 8 * (s % 4)), 24);
 #pragma GCC unroll 16
-          for (int t = 0; t < T; ++t)
-            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(dot[t][i], sc));
+          for (int g = 0; g < G; ++g) {
+            const __m512i sv = _mm512_loadu_si512(v[g] + (48 + s / 4) * 64);
+            const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(sv, 24 - 8 * (s % 4)), 24);
+#pragma GCC unroll 16
+            for (int t = 0; t < T; ++t)
+              isum[g][t] = _mm512_add_epi32(isum[g][t], _mm512_mullo_epi32(dot[g][t][i], sc));
+          }
         }
       }
     }
-    const __m512 d =
-        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tails + b * 32)));
 #pragma GCC unroll 16
-    for (int t = 0; t < T; ++t) {
-      const __m512 vd = _mm512_mul_ps(d, _mm512_cvtepi32_ps(isum[t]));
-      acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(tok[t].da[b]), vd, acc[t]);
+    for (int g = 0; g < G; ++g) {
+      const auto* tails = group + g * group_bytes + nb * kInter;
+      const __m512 d =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tails + b * 32)));
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        const __m512 vd = _mm512_mul_ps(d, _mm512_cvtepi32_ps(isum[g][t]));
+        acc[g][t] = _mm512_fmadd_ps(_mm512_set1_ps(tok[t].da[b]), vd, acc[g][t]);
+      }
     }
   }
 #pragma GCC unroll 16
-  for (int t = 0; t < T; ++t) _mm512_storeu_ps(out + static_cast<size_t>(t) * out_stride, acc[t]);
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t)
+      _mm512_storeu_ps(out + static_cast<size_t>(t) * out_stride + 16 * g, acc[g][t]);
+}
+template <int T>
+void q6_k_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float* out,
+                size_t out_stride) {
+  q6_k_groups<T, 1>(group, 0, nb, tok, out, out_stride);
+}
+void q6_k_pair(const uint8_t* group, size_t group_bytes, int64_t nb, const Rows16Token& tok,
+               float* out) {
+  q6_k_groups<1, kRows16PairGroups>(group, group_bytes, nb, &tok, out, 0);
 }
 
 // Kernels by token count (the accumulators of every token stay in registers).
@@ -375,6 +411,8 @@ Rows16PairFn avx512_rows16_pair(DType weight_type) {
       return block32_pair<DType::kQ4_0, kRows16PairGroups>;
     case DType::kQ8_0:
       return block32_pair<DType::kQ8_0, kRows16PairGroups>;
+    case DType::kQ6_K:
+      return q6_k_pair;
     default:
       return nullptr;
   }
