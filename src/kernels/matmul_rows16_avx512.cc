@@ -5,8 +5,9 @@
 //   Q4_0: 4 low-nibble vectors and 4 vectors of 16 x the high nibble (a mask, no shift; the sum
 //         is shifted back once), 8 vpdpbusd per token and block.
 //   Q8_0: the 8 excess-128 quant vectors as they are, 8 vpdpbusd per token and block.
-//   Q4_K: per super-block 64 vpdpbusd per token into the 8 sub-block sums, the 6-bit scales and
-//         mins unpacked per lane, scales applied with vpmulld and mins with 4 vpdpwssd.
+//   Q4_K: per super-block 64 vpdpbusd per token into the 8 sub-block sums (high nibbles as a
+//         mask, as Q4_0), the 6-bit scales and mins unpacked per lane, scales applied with
+//         vpmulld and mins with 4 vpdpwssd.
 //   Q6_K: the 6-bit quants rebuilt from ql/qh (3 ops per 64 bytes), 64 vpdpbusd per token into
 //         16 sub-block sums that start at the token's correction, scaled with vpmulld.
 // Every loop is unrolled (GCC otherwise keeps the small vector arrays in memory: Q6_K ran at
@@ -148,80 +149,120 @@ inline __m512i dword_byte(__m512i v, int i) {
   return _mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xFF));
 }
 
-template <int T>
-void q4_k_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float* out,
-                size_t out_stride) {
+// T tokens times G adjacent groups (`group_bytes` apart; out + 16g for group g): each activation
+// broadcast serves every group. High nibbles are taken as 16 x the nibble (a mask, no shift) and
+// their sums shifted back once, exactly.
+template <int T, int G = 1>
+void q4_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Rows16Token* tok,
+                 float* out, size_t out_stride) {
   constexpr size_t kInter = 16 * 140;  // scales (3 vectors) and qs (32 vectors) per super-block
-  const auto* tails = group + nb * kInter;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i m6 = _mm512_set1_epi8(0x3F);
   const __m512i m30 = _mm512_set1_epi8(0x30);
   const __m512i pairs = _mm512_set1_epi32(0x00FF00FF);
-  __m512 acc[T];
+  __m512 acc[G][T];
 #pragma GCC unroll 16
-  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) acc[g][t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* v = group + b * kInter;
-    const __m512i s0 = _mm512_loadu_si512(v), s1 = _mm512_loadu_si512(v + 64);
-    const __m512i s2 = _mm512_loadu_si512(v + 128);
-    // Bytes j of sc_lo/mn_lo: scale and min of sub-block j; of sc_hi/mn_hi: of sub-block 4 + j.
-    const __m512i sc_lo = _mm512_and_si512(s0, m6), mn_lo = _mm512_and_si512(s1, m6);
-    const __m512i sc_hi =
-        _mm512_or_si512(_mm512_and_si512(s2, m4), _mm512_and_si512(_mm512_srli_epi32(s0, 2), m30));
-    const __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), m4),
-                                          _mm512_and_si512(_mm512_srli_epi32(s1, 2), m30));
-    __m512i isum[T];
+    const uint8_t* v[G];
+    __m512i sc_lo[G], sc_hi[G], mn_lo[G], mn_hi[G], isum[G][T];
 #pragma GCC unroll 16
-    for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();
+    for (int g = 0; g < G; ++g) {
+      v[g] = group + g * group_bytes + b * kInter;
+      const __m512i s0 = _mm512_loadu_si512(v[g]), s1 = _mm512_loadu_si512(v[g] + 64);
+      const __m512i s2 = _mm512_loadu_si512(v[g] + 128);
+      // Bytes j of sc_lo/mn_lo: scale and min of sub-block j; of sc_hi/mn_hi: of sub-block 4 + j.
+      sc_lo[g] = _mm512_and_si512(s0, m6);
+      mn_lo[g] = _mm512_and_si512(s1, m6);
+      sc_hi[g] = _mm512_or_si512(_mm512_and_si512(s2, m4),
+                                 _mm512_and_si512(_mm512_srli_epi32(s0, 2), m30));
+      mn_hi[g] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), m4),
+                                 _mm512_and_si512(_mm512_srli_epi32(s1, 2), m30));
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) isum[g][t] = _mm512_setzero_si512();
+    }
 #pragma GCC unroll 16
     for (int c = 0; c < 4; ++c) {
-      const uint8_t* qs = v + 192 + c * 512;
+      __m512i dl[G][T], dh[G][T];
 #pragma GCC unroll 16
-      for (int k = 0; k < 8; ++k)
-        _mm_prefetch(reinterpret_cast<const char*>(qs + kPrefetchBytes + 64 * k), _MM_HINT_T0);
-      __m512i lo[8], hi[8];
+      for (int g = 0; g < G; ++g)
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) dl[g][t] = dh[g][t] = _mm512_setzero_si512();
 #pragma GCC unroll 16
       for (int m = 0; m < 8; ++m) {
-        const __m512i q = _mm512_loadu_si512(qs + 64 * m);
-        lo[m] = _mm512_and_si512(q, m4);
-        hi[m] = _mm512_and_si512(_mm512_srli_epi32(q, 4), m4);
-      }
-      const __m512i sc_a = dword_byte(c < 2 ? sc_lo : sc_hi, (2 * c) % 4);
-      const __m512i sc_b = dword_byte(c < 2 ? sc_lo : sc_hi, (2 * c + 1) % 4);
+        __m512i lo[G], hi[G];
 #pragma GCC unroll 16
-      for (int t = 0; t < T; ++t) {
-        const int8_t* a = static_cast<const BlockQ8_K*>(tok[t].q)[b].qs + 64 * c;
-        __m512i dl = _mm512_setzero_si512(), dh = _mm512_setzero_si512();
-#pragma GCC unroll 16
-        for (int m = 0; m < 8; ++m) {
-          dl = _mm512_dpbusd_epi32(dl, lo[m], bcast4(a + 4 * m));
-          dh = _mm512_dpbusd_epi32(dh, hi[m], bcast4(a + 32 + 4 * m));
+        for (int g = 0; g < G; ++g) {
+          const uint8_t* qs = v[g] + 192 + c * 512 + 64 * m;
+          _mm_prefetch(reinterpret_cast<const char*>(qs + kPrefetchBytes), _MM_HINT_T0);
+          const __m512i q = _mm512_loadu_si512(qs);
+          lo[g] = _mm512_and_si512(q, m4);
+          hi[g] = _mm512_andnot_si512(m4, q);  // 16 * high nibble
         }
-        isum[t] = _mm512_add_epi32(
-            isum[t], _mm512_add_epi32(_mm512_mullo_epi32(dl, sc_a), _mm512_mullo_epi32(dh, sc_b)));
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) {
+          const int8_t* a = static_cast<const BlockQ8_K*>(tok[t].q)[b].qs + 64 * c + 4 * m;
+          const __m512i al = bcast4(a), ah = bcast4(a + 32);
+#pragma GCC unroll 16
+          for (int g = 0; g < G; ++g) {
+            dl[g][t] = _mm512_dpbusd_epi32(dl[g][t], lo[g], al);
+            dh[g][t] = _mm512_dpbusd_epi32(dh[g][t], hi[g], ah);
+          }
+        }
+      }
+#pragma GCC unroll 16
+      for (int g = 0; g < G; ++g) {
+        const __m512i sc_a = dword_byte(c < 2 ? sc_lo[g] : sc_hi[g], (2 * c) % 4);
+        const __m512i sc_b = dword_byte(c < 2 ? sc_lo[g] : sc_hi[g], (2 * c + 1) % 4);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) {
+          const __m512i h = _mm512_srai_epi32(dh[g][t], 4);  // exact: a multiple of 16
+          isum[g][t] = _mm512_add_epi32(
+              isum[g][t],
+              _mm512_add_epi32(_mm512_mullo_epi32(dl[g][t], sc_a), _mm512_mullo_epi32(h, sc_b)));
+        }
       }
     }
-    // Mins as int16 pairs (0,2) (1,3) (4,6) (5,7), as rows16_prepare pairs the sums.
-    const __m512i mp[4] = {
-        _mm512_and_si512(mn_lo, pairs), _mm512_and_si512(_mm512_srli_epi32(mn_lo, 8), pairs),
-        _mm512_and_si512(mn_hi, pairs), _mm512_and_si512(_mm512_srli_epi32(mn_hi, 8), pairs)};
-    const __m512i tail = _mm512_loadu_si512(tails + b * 64);
-    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(tail));
-    const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(tail, 16)));
 #pragma GCC unroll 16
-    for (int t = 0; t < T; ++t) {
-      const int32_t* corr = tok[t].corr + b * 4;
-      __m512i msum = _mm512_setzero_si512();
+    for (int g = 0; g < G; ++g) {
+      // Mins as int16 pairs (0,2) (1,3) (4,6) (5,7), as rows16_prepare pairs the sums.
+      const __m512i mp[4] = {_mm512_and_si512(mn_lo[g], pairs),
+                             _mm512_and_si512(_mm512_srli_epi32(mn_lo[g], 8), pairs),
+                             _mm512_and_si512(mn_hi[g], pairs),
+                             _mm512_and_si512(_mm512_srli_epi32(mn_hi[g], 8), pairs)};
+      const auto* tails = group + g * group_bytes + nb * kInter;
+      const __m512i tail = _mm512_loadu_si512(tails + b * 64);
+      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(tail));
+      const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(tail, 16)));
 #pragma GCC unroll 16
-      for (int k = 0; k < 4; ++k)
-        msum = _mm512_dpwssd_epi32(msum, mp[k], _mm512_set1_epi32(corr[k]));
-      const __m512 vm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(msum));
-      const __m512 v = _mm512_fmsub_ps(d, _mm512_cvtepi32_ps(isum[t]), vm);
-      acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(tok[t].da[b]), v, acc[t]);
+      for (int t = 0; t < T; ++t) {
+        const int32_t* corr = tok[t].corr + b * 4;
+        __m512i msum = _mm512_setzero_si512();
+#pragma GCC unroll 16
+        for (int k = 0; k < 4; ++k)
+          msum = _mm512_dpwssd_epi32(msum, mp[k], _mm512_set1_epi32(corr[k]));
+        const __m512 vm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(msum));
+        const __m512 vv = _mm512_fmsub_ps(d, _mm512_cvtepi32_ps(isum[g][t]), vm);
+        acc[g][t] = _mm512_fmadd_ps(_mm512_set1_ps(tok[t].da[b]), vv, acc[g][t]);
+      }
     }
   }
 #pragma GCC unroll 16
-  for (int t = 0; t < T; ++t) _mm512_storeu_ps(out + static_cast<size_t>(t) * out_stride, acc[t]);
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t)
+      _mm512_storeu_ps(out + static_cast<size_t>(t) * out_stride + 16 * g, acc[g][t]);
+}
+template <int T>
+void q4_k_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float* out,
+                size_t out_stride) {
+  q4_k_groups<T, 1>(group, 0, nb, tok, out, out_stride);
+}
+void q4_k_pair(const uint8_t* group, size_t group_bytes, int64_t nb, const Rows16Token& tok,
+               float* out) {
+  q4_k_groups<1, kRows16PairGroups>(group, group_bytes, nb, &tok, out, 0);
 }
 
 // T tokens times G adjacent groups (`group_bytes` apart; out + 16g for group g): each activation
@@ -411,6 +452,8 @@ Rows16PairFn avx512_rows16_pair(DType weight_type) {
       return block32_pair<DType::kQ4_0, kRows16PairGroups>;
     case DType::kQ8_0:
       return block32_pair<DType::kQ8_0, kRows16PairGroups>;
+    case DType::kQ4_K:
+      return q4_k_pair;
     case DType::kQ6_K:
       return q6_k_pair;
     default:
