@@ -229,8 +229,9 @@ struct AuditLog::Impl {
     line.reserve(members.size() + 256);
     line += "{\"v\":1,\"seq\":";
     line += std::to_string(entry_seq);
-    line += ",\"ts\":";
-    append_json_string(line, format_rfc3339_ms(ts_ms));
+    line += ",\"ts\":\"";  // the timestamp needs no escaping
+    append_rfc3339_ms(line, ts_ms);
+    line += '"';
     line += ",\"ts_ms\":";
     line += std::to_string(ts_ms);
     line += ",\"type\":";

@@ -33,5 +33,7 @@ ParsedLine parse_line(std::string_view line, const crypto::SecretBytes* key);
 
 // RFC 3339 UTC with milliseconds, e.g. 2025-01-31T12:00:00.123Z.
 std::string format_rfc3339_ms(int64_t unix_ms);
+// Appends format_rfc3339_ms(unix_ms) to `out` (no allocation of its own).
+void append_rfc3339_ms(std::string& out, int64_t unix_ms);
 
 }  // namespace enclave::audit

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <bit>
 #include <chrono>
 
 #include "crypto/file_util.h"
@@ -510,17 +512,27 @@ void bind_usage(Stmt& q, const UsageRecord& r, int64_t now_ms) {
 
 // SQLITE_STATIC: the row outlives its step, and the bindings are cleared before the batch's
 // rows go away, so SQLite need not copy every string.
-void bind_usage_static(sqlite3_stmt* q, const UsageRecord& r, int64_t now_ms) {
-  int i = 1;
+constexpr int kUsageColumns = 11;
+
+// Binds `r` as the row starting at parameter `first` (1-based) without copying its strings.
+void bind_usage_static(sqlite3_stmt* q, int first, const UsageRecord& r, int64_t now_ms) {
+  int i = first;
   for (const std::string* text :
        {&r.tenant, &r.api_key_name, &r.request_id, &r.backend, &r.model, &r.model_version}) {
     sqlite3_bind_text(q, i++, text->data(), static_cast<int>(text->size()), SQLITE_STATIC);
   }
-  sqlite3_bind_int64(q, 7, r.prompt_tokens);
-  sqlite3_bind_int64(q, 8, r.completion_tokens);
-  sqlite3_bind_double(q, 9, r.latency_ms);
-  sqlite3_bind_int64(q, 10, r.cost_micros);
-  sqlite3_bind_int64(q, 11, r.created_at_ms ? r.created_at_ms : now_ms);
+  sqlite3_bind_int64(q, first + 6, r.prompt_tokens);
+  sqlite3_bind_int64(q, first + 7, r.completion_tokens);
+  sqlite3_bind_double(q, first + 8, r.latency_ms);
+  sqlite3_bind_int64(q, first + 9, r.cost_micros);
+  sqlite3_bind_int64(q, first + 10, r.created_at_ms ? r.created_at_ms : now_ms);
+}
+
+// kInsertUsage with `rows` rows of parameters.
+std::string insert_usage_rows_sql(size_t rows) {
+  std::string sql = kInsertUsage;
+  for (size_t i = 1; i < rows; ++i) sql += ",(?,?,?,?,?,?,?,?,?,?,?)";
+  return sql;
 }
 
 // Runs a statement that returns no row and resets it for the next use.
@@ -532,13 +544,12 @@ bool step_done(sqlite3_stmt* q) {
 }  // namespace
 
 Status Store::prepare_usage_statements() {
-  if (usage_insert_ != nullptr) return Status::ok();
+  if (usage_begin_ != nullptr) return Status::ok();
   const std::pair<sqlite3_stmt**, const char*> wanted[] = {{&usage_begin_, "BEGIN IMMEDIATE"},
-                                                           {&usage_insert_, kInsertUsage},
                                                            {&usage_commit_, "COMMIT"}};
   for (auto [slot, sql] : wanted) {
     if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, nullptr) != SQLITE_OK) {
-      Error e = db_error(db_, "cannot prepare the usage insert");
+      Error e = db_error(db_, "cannot prepare the usage transaction");
       finalize_usage_statements();
       return e;
     }
@@ -546,10 +557,26 @@ Status Store::prepare_usage_statements() {
   return Status::ok();
 }
 
+Result<sqlite3_stmt*> Store::usage_insert(size_t size_log2) {
+  sqlite3_stmt*& slot = usage_inserts_[size_log2];
+  if (slot != nullptr) return slot;
+  std::string sql = insert_usage_rows_sql(size_t{1} << size_log2);
+  if (sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                         &slot, nullptr) != SQLITE_OK) {
+    slot = nullptr;
+    return db_error(db_, "cannot prepare the usage insert");
+  }
+  return slot;
+}
+
 void Store::finalize_usage_statements() {
-  for (sqlite3_stmt** slot : {&usage_begin_, &usage_insert_, &usage_commit_}) {
+  for (sqlite3_stmt** slot : {&usage_begin_, &usage_commit_}) {
     sqlite3_finalize(*slot);
     *slot = nullptr;
+  }
+  for (sqlite3_stmt*& insert : usage_inserts_) {
+    sqlite3_finalize(insert);
+    insert = nullptr;
   }
 }
 
@@ -567,14 +594,26 @@ Status Store::record_usage_batch(std::span<const UsageRecord> records) {
   if (!step_done(usage_begin_)) return db_error(db_, "cannot begin the usage transaction");
   int64_t now_ms = now();
   bool stored = true;
-  for (const UsageRecord& r : records) {
-    bind_usage_static(usage_insert_, r, now_ms);
-    if (!step_done(usage_insert_)) {
-      stored = false;
-      break;
+  // Largest statements first: a batch of n rows takes popcount-many steps (the tail of a batch
+  // larger than the largest statement repeats it).
+  constexpr size_t kLargest = kUsageInsertSizes - 1;
+  size_t at = 0;
+  while (stored && at < records.size()) {
+    size_t left = records.size() - at;
+    size_t size_log2 = std::min<size_t>(kLargest, std::bit_width(left) - 1);
+    size_t rows = size_t{1} << size_log2;
+    Result<sqlite3_stmt*> insert = usage_insert(size_log2);
+    if (!insert) {
+      if (sqlite3_get_autocommit(db_) == 0) (void)exec(db_, "ROLLBACK");
+      return insert.error();
     }
+    for (size_t i = 0; i < rows; ++i) {
+      bind_usage_static(*insert, static_cast<int>(i) * kUsageColumns + 1, records[at + i], now_ms);
+    }
+    stored = step_done(*insert);
+    sqlite3_clear_bindings(*insert);  // drop the pointers into `records`
+    at += rows;
   }
-  sqlite3_clear_bindings(usage_insert_);  // drop the pointers into `records`
   if (stored && step_done(usage_commit_)) return Status::ok();
   Error e = db_error(db_, stored ? "cannot commit the usage rows" : "cannot insert a usage row");
   if (sqlite3_get_autocommit(db_) == 0) (void)exec(db_, "ROLLBACK");

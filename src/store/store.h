@@ -174,6 +174,8 @@ class Store {
   // The usage batch's statements, prepared on first use and kept for the store's life (a
   // prepare costs more than the rows of a typical batch). Holds mu_.
   Status prepare_usage_statements();
+  // The INSERT of 2^`size_log2` rows in one statement, prepared on first use. Holds mu_.
+  Result<sqlite3_stmt*> usage_insert(size_t size_log2);
   void finalize_usage_statements();
 
   std::filesystem::path path_;
@@ -183,8 +185,11 @@ class Store {
   crypto::ApiKeyHasher hasher_;
   AdminEventSink sink_;
   std::mutex mu_;
-  sqlite3_stmt* usage_begin_ = nullptr;   // BEGIN IMMEDIATE
-  sqlite3_stmt* usage_insert_ = nullptr;  // INSERT INTO usage ...
+  sqlite3_stmt* usage_begin_ = nullptr;  // BEGIN IMMEDIATE
+  // INSERT INTO usage ... VALUES(...) with 1, 2, 4, ... 2^(kUsageInsertSizes-1) rows: a batch is
+  // stored in as few statements as its size has bits (one step costs about as much as a row).
+  static constexpr size_t kUsageInsertSizes = 6;
+  sqlite3_stmt* usage_inserts_[kUsageInsertSizes] = {};
   sqlite3_stmt* usage_commit_ = nullptr;  // COMMIT
   std::thread batch_thread_;
   std::mutex stop_mu_;

@@ -38,7 +38,9 @@ void UsageWriter::push(UsageRecord row) {
 }
 
 Status UsageWriter::write_queued() {
-  std::vector<UsageRecord> batch;
+  // The two vectors trade places every batch, so neither allocates once both have grown.
+  std::vector<UsageRecord> batch = std::move(spare_);
+  batch.clear();
   size_t dropped = 0;
   {
     std::lock_guard lock(mu_);
@@ -51,11 +53,18 @@ Status UsageWriter::write_queued() {
         Error(ErrorCode::kUnavailable, "usage queue full (the database is failing); rows dropped"),
         0, dropped);
   }
-  if (batch.empty()) return Status::ok();
+  if (batch.empty()) {
+    spare_ = std::move(batch);
+    return Status::ok();
+  }
   Status st = store_.record_usage_batch(batch);
   if (st) {
-    std::lock_guard lock(mu_);
-    written_ += batch.size();
+    {
+      std::lock_guard lock(mu_);
+      written_ += batch.size();
+    }
+    batch.clear();
+    spare_ = std::move(batch);
     return st;
   }
   if (options_.on_error) options_.on_error(st.error(), batch.size(), 0);

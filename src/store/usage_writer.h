@@ -24,7 +24,9 @@
 namespace enclave::store {
 
 struct UsageWriterOptions {
-  uint32_t interval_ms = 10;                 // the writer's period
+  // The writer's period. Each batch costs a commit (~25k instructions whatever its size), so
+  // a longer period makes rows cheaper; wake_at_rows bounds a batch under load.
+  uint32_t interval_ms = 100;
   size_t wake_at_rows = 512;                 // a push reaching this queue size wakes it early
   size_t max_queued_rows = size_t{1} << 16;  // cap while the database fails
   // A failed write of `rows` rows (still queued) or `dropped` rows lost to the cap. Runs on the
@@ -61,6 +63,7 @@ class UsageWriter {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<UsageRecord> queue_;
+  std::vector<UsageRecord> spare_;  // the previous batch's storage, reused; guarded by write_mu_
   bool wake_ = false;
   bool stopping_ = false;
   uint64_t written_ = 0;

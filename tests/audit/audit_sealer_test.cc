@@ -9,6 +9,8 @@
 #include <boost/json.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -125,6 +127,68 @@ TEST(RequestFields, SameBytesAsBoostJson) {
   r.completion_tokens = 0;
   r.http_status = -1;
   EXPECT_EQ(fast_members(r), members_via_boost(r));
+}
+
+// The escaper skips eight plain bytes at a time: a byte that needs escaping must be found at
+// every position of a word and in the tail, next to plain ASCII and to non-ASCII bytes.
+TEST(RequestFields, EscapesEverySpecialByteAtEveryOffset) {
+  std::vector<char> specials = {'"', '\\', '\x7f', '\xff', '\x80', '!', '#', '[', ']', '\x21'};
+  for (int c = 0; c < 0x20; ++c) specials.push_back(static_cast<char>(c));
+  for (char filler : {'a', '\xe4'}) {
+    for (size_t size : {1u, 7u, 8u, 9u, 15u, 16u, 17u, 24u, 31u}) {
+      for (size_t at = 0; at < size; ++at) {
+        for (char special : specials) {
+          std::string text(size, filler);
+          text[at] = special;
+          std::string fast;
+          append_json_string(fast, text);
+          ASSERT_EQ(fast, boost::json::serialize(boost::json::string(text)))
+              << "size " << size << " at " << at << " byte "
+              << int(static_cast<unsigned char>(special));
+        }
+      }
+    }
+  }
+}
+
+// append_rfc3339_ms writes what the printf format wrote, for every field width and sign.
+TEST(EntryTimestamp, SameBytesAsPrintf) {
+  auto via_printf = [](int64_t unix_ms) {
+    std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
+    int ms = static_cast<int>(unix_ms % 1000);
+    if (ms < 0) {
+      ms += 1000;
+      secs -= 1;
+    }
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    return std::string(buf);
+  };
+  std::vector<int64_t> cases = {0,
+                                1,
+                                999,
+                                1000,
+                                -1,
+                                -999,
+                                -1000,
+                                -1001,
+                                1738324800123,
+                                253402300799999,   // 9999-12-31T23:59:59.999Z
+                                253402300800000,   // year 10000: printf's wider field
+                                -62167219200000,   // year 0
+                                -62167219200001};  // year -1
+  for (int64_t t = 946684799000; t < 946684799000 + 3 * 86400 * 1000LL; t += 3601 * 997) {
+    cases.push_back(t);
+  }
+  for (int64_t t : cases) {
+    std::string out = "x";
+    append_rfc3339_ms(out, t);
+    EXPECT_EQ(out, "x" + via_printf(t)) << t;
+    EXPECT_EQ(format_rfc3339_ms(t), via_printf(t)) << t;
+  }
 }
 
 class AuditSealerLogTest : public ::testing::Test {

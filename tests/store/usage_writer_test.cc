@@ -171,6 +171,49 @@ TEST_F(UsageWriterTest, BatchInsertIsAllOrNothing) {
   EXPECT_EQ(stored_ids().size(), 3u);
 }
 
+// A batch goes in as several multi-row INSERTs (1, 2, 4 ... rows each): every size, around and
+// beyond the largest statement, stores every row once, in order, with every field intact.
+TEST_F(UsageWriterTest, EveryBatchSizeStoresEveryFieldInOrder) {
+  int next = 0;
+  std::vector<std::string> want;
+  for (int size : {1, 2, 3, 5, 7, 8, 15, 31, 32, 33, 63, 64, 65, 100, 130}) {
+    std::vector<UsageRecord> rows;
+    for (int i = 0; i < size; ++i) {
+      UsageRecord r = row(next);
+      r.model_version = "v" + std::to_string(next % 5);
+      r.completion_tokens = static_cast<uint32_t>(1000 + next);
+      r.latency_ms = 0.5 * next;
+      r.cost_micros = 7 * next;
+      r.created_at_ms = next % 3 == 0 ? 0 : 1700000000000 + next;  // 0: the store's clock
+      want.push_back(r.request_id);
+      rows.push_back(std::move(r));
+      ++next;
+    }
+    ASSERT_TRUE(store_->record_usage_batch(rows)) << "batch of " << size;
+  }
+  auto stored = store_->usage("acme");
+  ASSERT_TRUE(stored);
+  ASSERT_EQ(stored->size(), want.size());
+  for (int i = 0; i < next; ++i) {
+    const UsageRecord& r = (*stored)[static_cast<size_t>(i)];
+    EXPECT_EQ(r.request_id, want[static_cast<size_t>(i)]);
+    EXPECT_EQ(r.tenant, "acme");
+    EXPECT_EQ(r.api_key_name, "team");
+    EXPECT_EQ(r.backend, "remote:cloud");
+    EXPECT_EQ(r.model, "deepseek-chat");
+    EXPECT_EQ(r.model_version, "v" + std::to_string(i % 5));
+    EXPECT_EQ(r.prompt_tokens, static_cast<uint32_t>(i));
+    EXPECT_EQ(r.completion_tokens, static_cast<uint32_t>(1000 + i));
+    EXPECT_EQ(r.latency_ms, 0.5 * i);
+    EXPECT_EQ(r.cost_micros, 7 * i);
+    if (i % 3 != 0) {
+      EXPECT_EQ(r.created_at_ms, 1700000000000 + i);
+    } else {
+      EXPECT_GT(r.created_at_ms, 0);
+    }
+  }
+}
+
 // The batch insert is prepared once and kept: it must keep working across many batches, across a
 // batch that fails midway (nothing of it stored) and across schema changes made meanwhile.
 TEST_F(UsageWriterTest, PreparedInsertSurvivesManyBatchesAndAFailedOne) {
