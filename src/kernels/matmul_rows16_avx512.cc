@@ -8,8 +8,9 @@
 //   Q4_K: per super-block 64 vpdpbusd per token into the 8 sub-block sums (high nibbles as a
 //         mask, as Q4_0), the 6-bit scales and mins unpacked per lane, scales applied with
 //         vpmulld and mins with 4 vpdpwssd.
-//   Q6_K: the 6-bit quants rebuilt from ql/qh (3 ops per 64 bytes), 64 vpdpbusd per token into
-//         16 sub-block sums that start at the token's correction, scaled with vpmulld.
+//   Q6_K: the 6-bit quants, recoded at repack (q6_recode), rebuilt in 8 ops per 4 vectors, 64
+//         vpdpbusd per token into 16 sub-block sums that start at the token's correction, scaled
+//         with vpmulld.
 // Every loop is unrolled (GCC otherwise keeps the small vector arrays in memory: Q6_K ran at
 // half speed).
 #include <immintrin.h>
@@ -39,6 +40,24 @@ inline const char* prefetch_at(const uint8_t* p, const uint8_t* end, size_t skip
   return reinterpret_cast<const char*>(t < end ? t : t + skip);
 }
 
+// As prefetch_at, for a kernel whose reads jump within a block: `dist` bytes past p (the line
+// the same step of the next block reads).
+inline const char* next_at(const uint8_t* p, size_t dist, const uint8_t* end, size_t skip) {
+  const uint8_t* t = p + dist;
+  return reinterpret_cast<const char*>(t < end ? t : t + skip);
+}
+
+// Prefetch of the per-row scales ("tails", `tail_block` bytes per block at `tails`) that block j
+// will read: in this group or, from its last block on, in the group the next call reads (`next`
+// bytes on). The tails are a second, sparse stream the hardware prefetcher picks up late: each
+// group started with a miss (1536-column matrices, 13-20 KiB groups, paid it most).
+inline void prefetch_tail(const uint8_t* tails, int64_t j, int64_t nb, size_t tail_block,
+                          size_t next) {
+  const uint8_t* p = j < nb ? tails + static_cast<size_t>(j) * tail_block
+                            : tails + next + static_cast<size_t>(j - nb) * tail_block;
+  _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+}
+
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -65,6 +84,7 @@ void block32_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, flo
 #pragma GCC unroll 16
     for (int k = 0; k < kBlockBytes / 64; ++k)
       _mm_prefetch(reinterpret_cast<const char*>(qs + kPrefetchBytes + 64 * k), _MM_HINT_T0);
+    prefetch_tail(scales, b + kPrefetchBytes / kBlockBytes, nb, 32, nb * kBlockBytes + nb * 32);
     __m512i op[8];
 #pragma GCC unroll 16
     for (int k = 0; k < kBlockBytes / 64; ++k) {
@@ -122,6 +142,8 @@ void block32_pair(const uint8_t* group, size_t group_bytes, int64_t nb, const Ro
       for (int k = 0; k < kBlockBytes / 64; ++k)
         _mm_prefetch(prefetch_at(qs + 64 * k, g[i] + group_bytes, (G - 1) * group_bytes),
                      _MM_HINT_T0);
+      prefetch_tail(g[i] + nb * kBlockBytes, b + kPrefetchBytes / kBlockBytes, nb, 32,
+                    G * group_bytes);
       s0[i] = _mm512_set1_epi32(tok.corr[b]);
       s1[i] = _mm512_setzero_si512();
     }
@@ -184,6 +206,8 @@ void q4_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
     for (int g = 0; g < G; ++g) {
       v[g] = group + g * group_bytes + b * kInter;
       end[g] = group + (g + 1) * group_bytes;
+      prefetch_tail(group + g * group_bytes + nb * kInter, b + 1, nb, 64,
+                    G == 1 ? nb * (kInter + 64) : G * group_bytes);
       const __m512i s0 = _mm512_loadu_si512(v[g]), s1 = _mm512_loadu_si512(v[g] + 64);
       const __m512i s2 = _mm512_loadu_si512(v[g] + 128);
       // Bytes j of sc_lo/mn_lo: scale and min of sub-block j; of sc_hi/mn_hi: of sub-block 4 + j.
@@ -284,8 +308,8 @@ template <int T, int G = 1>
 void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Rows16Token* tok,
                  float* out, size_t out_stride) {
   constexpr size_t kInter = 16 * 208;  // ql (32 vectors), qh (16), scales (4) per super-block
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
-  const __m512i m30 = _mm512_set1_epi8(0x30);
+  const __m512i m3 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0F);
+  const __m512i m3f = _mm512_set1_epi8(0x3F), mfc = _mm512_set1_epi8(static_cast<char>(0xFC));
   __m512 acc[G][T];
 #pragma GCC unroll 16
   for (int g = 0; g < G; ++g)
@@ -299,6 +323,8 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
     for (int g = 0; g < G; ++g) {
       v[g] = group + g * group_bytes + b * kInter;
       end[g] = group + (g + 1) * group_bytes;
+      prefetch_tail(group + g * group_bytes + nb * kInter, b + 1, nb, 32,
+                    G == 1 ? nb * (kInter + 32) : G * group_bytes);
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) isum[g][t] = _mm512_setzero_si512();
     }
@@ -309,7 +335,8 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
     for (int h = 0; h < 2; ++h) {
 #pragma GCC unroll 16
       for (int mq = 0; mq < 2; ++mq) {
-        // Sub-block of q[i] below: 8h + 2i + mq; its sum starts at the token's correction.
+        // Sub-block of q[i] below: 8h + 2i + mq; its sum starts at the token's correction (4x
+        // for q[0..2], which are 4 x the quants).
         __m512i dot[G][T][4];
 #pragma GCC unroll 16
         for (int g = 0; g < G; ++g)
@@ -317,7 +344,8 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
           for (int t = 0; t < T; ++t)
 #pragma GCC unroll 16
             for (int i = 0; i < 4; ++i)
-              dot[g][t][i] = _mm512_set1_epi32(tok[t].corr[b * 16 + 8 * h + 2 * i + mq]);
+              dot[g][t][i] =
+                  _mm512_set1_epi32(tok[t].corr[b * 16 + 8 * h + 2 * i + mq] * (i < 3 ? 4 : 1));
 #pragma GCC unroll 16
         for (int m4i = 0; m4i < 4; ++m4i) {
           const int m = 4 * mq + m4i;
@@ -327,22 +355,26 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
             const uint8_t* pa = v[g] + (16 * h + m) * 64;
             const uint8_t* pb = v[g] + (16 * h + 8 + m) * 64;
             const uint8_t* ph = v[g] + (32 + 8 * h + m) * 64;
+            // The three lines this step reads, one super-block on: the reads jump between ql
+            // and qh, so a fixed distance in address would miss the next qh lines.
             const size_t skip = (G - 1) * group_bytes;
-            _mm_prefetch(prefetch_at(pa, end[g], skip), _MM_HINT_T0);
-            _mm_prefetch(prefetch_at(pb, end[g], skip), _MM_HINT_T0);
-            _mm_prefetch(prefetch_at(ph, end[g], skip), _MM_HINT_T0);
+            _mm_prefetch(next_at(pa, kInter, end[g], skip), _MM_HINT_T0);
+            _mm_prefetch(next_at(pb, kInter, end[g], skip), _MM_HINT_T0);
+            _mm_prefetch(next_at(ph, kInter, end[g], skip), _MM_HINT_T0);
+            if (mq == 0 && m4i < 2) {
+              const uint8_t* ps = v[g] + (48 + 2 * h + m4i) * 64;  // scales of half h
+              _mm_prefetch(next_at(ps, kInter, end[g], skip), _MM_HINT_T0);
+            }
+            // Recoded bytes (q6_recode): 4 x u0..u2 are one mask each; u3 gathers bits 0-1 of
+            // a, b and c (0xCA: first operand ? second : third, bit by bit).
             const __m512i qa = _mm512_loadu_si512(pa), qb = _mm512_loadu_si512(pb);
-            const __m512i qh = _mm512_loadu_si512(ph);
-            // (x & 0x0F) | hpart, hpart already masked to 0x30: one vpternlogd.
-            q[g][0] = _mm512_ternarylogic_epi32(
-                qa, m4, _mm512_and_si512(_mm512_slli_epi32(qh, 4), m30), 0xEA);
-            q[g][1] = _mm512_ternarylogic_epi32(
-                qb, m4, _mm512_and_si512(_mm512_slli_epi32(qh, 2), m30), 0xEA);
-            q[g][2] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(qa, 4), m4,
-                                                _mm512_and_si512(qh, m30), 0xEA);
-            q[g][3] =
-                _mm512_ternarylogic_epi32(_mm512_srli_epi32(qb, 4), m4,
-                                          _mm512_and_si512(_mm512_srli_epi32(qh, 2), m30), 0xEA);
+            const __m512i qc = _mm512_loadu_si512(ph);
+            q[g][0] = _mm512_and_si512(qa, mfc);
+            q[g][1] = _mm512_and_si512(qb, mfc);
+            q[g][2] = _mm512_and_si512(qc, mfc);
+            const __m512i ab = _mm512_ternarylogic_epi32(m3, qa, _mm512_slli_epi32(qb, 2), 0xCA);
+            q[g][3] = _mm512_and_si512(
+                _mm512_ternarylogic_epi32(m0f, ab, _mm512_slli_epi32(qc, 4), 0xCA), m3f);
           }
 #pragma GCC unroll 16
           for (int t = 0; t < T; ++t) {
@@ -362,7 +394,9 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
 #pragma GCC unroll 16
           for (int g = 0; g < G; ++g) {
             const __m512i sv = _mm512_loadu_si512(v[g] + (48 + s / 4) * 64);
-            const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(sv, 24 - 8 * (s % 4)), 24);
+            // isum is kept at 4x: dot[..][0..2] already are, q[3]'s scale is taken 4x.
+            __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(sv, 24 - 8 * (s % 4)), 24);
+            if (i == 3) sc = _mm512_slli_epi32(sc, 2);
 #pragma GCC unroll 16
             for (int t = 0; t < T; ++t)
               isum[g][t] = _mm512_add_epi32(isum[g][t], _mm512_mullo_epi32(dot[g][t][i], sc));
@@ -373,8 +407,11 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g) {
       const auto* tails = group + g * group_bytes + nb * kInter;
-      const __m512 d =
-          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tails + b * 32)));
+      // d / 4 times 4 x isum: the same bits as d times isum (powers of two scale exactly; 4 x
+      // isum stays below 2^31: |dot| < 2^17, |scale| <= 128, 16 sub-blocks).
+      const __m512 d = _mm512_mul_ps(
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tails + b * 32))),
+          _mm512_set1_ps(0.25f));
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) {
         const __m512 vd = _mm512_mul_ps(d, _mm512_cvtepi32_ps(isum[g][t]));
@@ -411,6 +448,38 @@ void by_tokens(const uint8_t* group, int64_t nb, const Rows16Token* tok, int n_t
 
 // Per block: every 4 interleaved vectors are transposed 4x4 within 128-bit lanes (lane L of the
 // j-th result = 16 bytes of row 4L + j) and stored as 16-byte runs; the rest dword by dword.
+namespace {
+// q6_decode on the interleaved vectors of one recoded Q6_K block (ql, qh, scales: 52 vectors) into
+// `out`: per half h and m in 0..7, bytes a, b, c are vectors 16h + m, 16h + 8 + m, 32 + 8h + m.
+void q6_decode_block(const uint8_t* v, uint8_t* out) {
+  const __m512i m3 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0F);
+  const __m512i m30 = _mm512_set1_epi8(0x30), m3f = _mm512_set1_epi8(0x3F);
+  for (int h = 0; h < 2; ++h) {
+    for (int m = 0; m < 8; ++m) {
+      const size_t ia = (16 * h + m) * 64, ib = ia + 8 * 64, ic = (32 + 8 * h + m) * 64;
+      const __m512i a = _mm512_loadu_si512(v + ia), b = _mm512_loadu_si512(v + ib);
+      const __m512i c = _mm512_loadu_si512(v + ic);
+      // 0xCA: first operand ? second : third, bit by bit.
+      const __m512i u0 = _mm512_and_si512(_mm512_srli_epi16(a, 2), m3f);
+      const __m512i u1 = _mm512_and_si512(_mm512_srli_epi16(b, 2), m3f);
+      const __m512i u2 = _mm512_and_si512(_mm512_srli_epi16(c, 2), m3f);
+      const __m512i ab = _mm512_ternarylogic_epi32(m3, a, _mm512_slli_epi32(b, 2), 0xCA);
+      const __m512i u3 =
+          _mm512_and_si512(_mm512_ternarylogic_epi32(m0f, ab, _mm512_slli_epi32(c, 4), 0xCA), m3f);
+      _mm512_storeu_si512(out + ia,
+                          _mm512_ternarylogic_epi32(m0f, u0, _mm512_slli_epi16(u2, 4), 0xCA));
+      _mm512_storeu_si512(out + ib,
+                          _mm512_ternarylogic_epi32(m0f, u1, _mm512_slli_epi16(u3, 4), 0xCA));
+      const __m512i lo =
+          _mm512_ternarylogic_epi32(m3, _mm512_srli_epi16(u0, 4), _mm512_srli_epi16(u1, 2), 0xCA);
+      const __m512i hi = _mm512_ternarylogic_epi32(m30, u2, _mm512_slli_epi16(u3, 2), 0xCA);
+      _mm512_storeu_si512(out + ic, _mm512_ternarylogic_epi32(m0f, lo, hi, 0xCA));
+    }
+  }
+  std::memcpy(out + 48 * 64, v + 48 * 64, 4 * 64);
+}
+}  // namespace
+
 void avx512_rows16_to_rows(DType weight_type, const uint8_t* group, int64_t cols, uint8_t* rows,
                            size_t row_bytes) {
   const Rows16Format& f = *rows16_format(weight_type);
@@ -419,8 +488,13 @@ void avx512_rows16_to_rows(DType weight_type, const uint8_t* group, int64_t cols
   const int dwords = f.inter_bytes() / 4;
   const int head = f.block_byte(0);
   const __m128i flip = _mm_set1_epi8(static_cast<char>(f.flip));
+  alignas(64) uint8_t decoded[kRows16 * 208];
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* v = group + static_cast<size_t>(b) * kRows16 * inter;
+    if (f.q6_recode) {
+      q6_decode_block(v, decoded);
+      v = decoded;
+    }
     uint8_t* dst = rows + static_cast<size_t>(b) * static_cast<size_t>(f.block_bytes) + head;
     int k = 0;
     for (; k + 4 <= dwords; k += 4) {

@@ -17,10 +17,10 @@ using Format = detail::Rows16Format;
 // Q8_0's flip turns its int8 quants into excess-128 bytes, the unsigned operand vpdpbusd needs
 // (the activation sum times -128 corrects it).
 const Format* format_of(DType type) {
-  static constexpr Format kQ4_0{32, 18, 0, 2, 0};
-  static constexpr Format kQ8_0{32, 34, 0, 2, 0x80};
-  static constexpr Format kQ4_K{256, 144, 0, 4, 0};  // tail: d and dmin
-  static constexpr Format kQ6_K{256, 210, 208, 2, 0};
+  static constexpr Format kQ4_0{32, 18, 0, 2, 0, false};
+  static constexpr Format kQ8_0{32, 34, 0, 2, 0x80, false};
+  static constexpr Format kQ4_K{256, 144, 0, 4, 0, false};  // tail: d and dmin
+  static constexpr Format kQ6_K{256, 210, 208, 2, 0, true};
   switch (type) {
     case DType::kQ4_0:
       return &kQ4_0;
@@ -51,8 +51,14 @@ size_t tail_offset(const Format& f, int64_t nb, int64_t b, int r) {
 // interleaved part is a whole number of dwords and never straddles the tail).
 void pack_row(const Format& f, const uint8_t* row, int64_t nb, int r, uint8_t* group) {
   const uint32_t flip = 0x01010101u * f.flip;
+  uint8_t recoded[sizeof(BlockQ6_K)];
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = row + b * f.block_bytes;
+    if (f.q6_recode) {
+      std::memcpy(recoded, blk, sizeof recoded);
+      detail::q6_recode_block<false>(recoded);
+      blk = recoded;
+    }
     for (int i = 0; i < f.inter_bytes(); i += 4) {
       uint32_t d;
       std::memcpy(&d, blk + f.block_byte(i), 4);
@@ -75,6 +81,7 @@ void unpack_row(const Format& f, const uint8_t* group, int64_t nb, int r, uint8_
     }
     std::memcpy(blk + f.tail_offset, group + tail_offset(f, nb, b, r),
                 static_cast<size_t>(f.tail_bytes));
+    if (f.q6_recode) detail::q6_recode_block<true>(blk);
   }
 }
 
@@ -170,6 +177,7 @@ void rows16_q6_k_scalar(const uint8_t* group, int64_t nb, const detail::Rows16To
         for (int i = 0; i < f.inter_bytes(); ++i) {
           bytes[f.block_byte(i)] = group[inter_offset(f, b, r, i)];
         }
+        detail::q6_recode_block<true>(bytes);
         uint8_t u[kQK_K];
         for (int h = 0; h < 2; ++h) {
           const uint8_t* ql = blk.ql + 64 * h;

@@ -125,6 +125,24 @@ TEST(Rows16, RepackIsLossless) {
   }
 }
 
+// Q6_K's recoding is a bijection of the three bytes (decode inverts it on all 2^24 inputs), and the
+// recoded bytes hold 4 x u0..u2 above two bits each of u3.
+TEST(Rows16, Q6RecodeIsABijection) {
+  int mismatches = 0;
+  for (uint32_t x = 0; x < (1u << 24); ++x) {
+    uint8_t a = x & 0xFF, b = (x >> 8) & 0xFF, c = x >> 16;
+    const int u0 = (a & 15) | (c & 3) << 4, u1 = (b & 15) | (c >> 2 & 3) << 4;
+    const int u2 = a >> 4 | (c >> 4 & 3) << 4, u3 = b >> 4 | (c >> 6) << 4;
+    detail::q6_recode(&a, &b, &c);
+    if (a >> 2 != u0 || b >> 2 != u1 || c >> 2 != u2 ||
+        ((a & 3) | (b & 3) << 2 | (c & 3) << 4) != u3)
+      ++mismatches;
+    detail::q6_decode(&a, &b, &c);
+    if (a != (x & 0xFF) || b != ((x >> 8) & 0xFF) || c != x >> 16) ++mismatches;
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
 // The dispatched kernel (AVX-512 here) gives the scalar reference's bits, for every token count
 // (1..4 in one tile, 5 and 9 across tiles) and thread count; the values agree with the GGUF
 // layout's reference product.
