@@ -161,11 +161,17 @@ void matmul_rows16(const WeightMatrix* const* ws, float* const* ys, int n, const
     const auto* wd = static_cast<const uint8_t*>(ws[m]->data);
     const int64_t rows = ws[m]->rows;
     if (pair != nullptr) {
+      // Two streams, each a contiguous run of half the range: each stream's next group follows
+      // its last one, so both prefetch like one long run (adjacent pairs restarted every two
+      // groups: 1536-column matrices, 14-20 KiB groups, ran ~10 % slower than 8960-column ones).
+      static_assert(detail::kRows16PairGroups == 2);
       const detail::Rows16Token tok = token(0);
-      for (; g0 + detail::kRows16PairGroups <= g1; g0 += detail::kRows16PairGroups) {
-        pair(wd + static_cast<size_t>(g0) * group_bytes, group_bytes, nb, tok,
-             ys[m] + g0 * kRows16);
+      const int64_t half = (g1 - g0) / 2;
+      for (int64_t i = 0; i < half; ++i) {
+        pair(wd + static_cast<size_t>(g0 + i) * group_bytes, group_bytes,
+             static_cast<size_t>(half) * group_bytes, nb, tok, ys[m] + (g0 + i) * kRows16);
       }
+      g0 += 2 * half;
     }
     for (int64_t g = g0; g < g1; ++g) {
       for (int64_t t = 0; t < n_tokens; t += detail::kGemmMaxTok) {

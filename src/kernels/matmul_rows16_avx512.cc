@@ -58,6 +58,19 @@ inline void prefetch_tail(const uint8_t* tails, int64_t j, int64_t nb, size_t ta
   _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
 }
 
+// Where the G groups of a multi-group call lie: group g at base + g * stride (stride = group_bytes
+// when they are adjacent), its outputs at out + g * out_step. `skip` and `next` locate the group
+// the same stream reads in the next call: adjacent groups continue G groups on, split streams
+// (stride > group_bytes) with the group right after their own.
+struct Streams {
+  size_t stride, out_step, skip, next;
+  Streams(int g_count, size_t group_bytes, size_t stride_bytes)
+      : stride(stride_bytes),
+        out_step(kRows16 * (stride_bytes / group_bytes)),
+        skip(stride_bytes == group_bytes ? (g_count - 1) * group_bytes : 0),
+        next(skip + group_bytes) {}
+};
+
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -122,12 +135,13 @@ void block32_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, flo
 // weight byte for the single-token decode that bounds generation speed (matrix-vector, 2
 // threads, G = 2: Q4_0 +2-11 %, Q8_0 +0-4 % weight GB/s).
 template <DType kType, int G>
-void block32_pair(const uint8_t* group, size_t group_bytes, int64_t nb, const Rows16Token& tok,
-                  float* out) {
+void block32_pair(const uint8_t* group, size_t group_bytes, size_t stride, int64_t nb,
+                  const Rows16Token& tok, float* out) {
   constexpr bool kQ4 = kType == DType::kQ4_0;
   constexpr int kBlockBytes = kQ4 ? 256 : 512;
+  const Streams st(G, group_bytes, stride);
   const uint8_t* g[G];
-  for (int i = 0; i < G; ++i) g[i] = group + i * group_bytes;
+  for (int i = 0; i < G; ++i) g[i] = group + i * st.stride;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const auto* act = static_cast<const BlockQ8_0*>(tok.q);
   __m512 acc[G];
@@ -140,10 +154,8 @@ void block32_pair(const uint8_t* group, size_t group_bytes, int64_t nb, const Ro
       const uint8_t* qs = g[i] + b * kBlockBytes;
 #pragma GCC unroll 16
       for (int k = 0; k < kBlockBytes / 64; ++k)
-        _mm_prefetch(prefetch_at(qs + 64 * k, g[i] + group_bytes, (G - 1) * group_bytes),
-                     _MM_HINT_T0);
-      prefetch_tail(g[i] + nb * kBlockBytes, b + kPrefetchBytes / kBlockBytes, nb, 32,
-                    G * group_bytes);
+        _mm_prefetch(prefetch_at(qs + 64 * k, g[i] + group_bytes, st.skip), _MM_HINT_T0);
+      prefetch_tail(g[i] + nb * kBlockBytes, b + kPrefetchBytes / kBlockBytes, nb, 32, st.next);
       s0[i] = _mm512_set1_epi32(tok.corr[b]);
       s1[i] = _mm512_setzero_si512();
     }
@@ -174,7 +186,7 @@ void block32_pair(const uint8_t* group, size_t group_bytes, int64_t nb, const Ro
                                _mm512_cvtepi32_ps(_mm512_add_epi32(s0[i], s1[i])), acc[i]);
     }
   }
-  for (int i = 0; i < G; ++i) _mm512_storeu_ps(out + i * kRows16, acc[i]);
+  for (int i = 0; i < G; ++i) _mm512_storeu_ps(out + i * st.out_step, acc[i]);
 }
 
 // Byte i (0..3) of every dword, zero-extended.
@@ -186,8 +198,9 @@ inline __m512i dword_byte(__m512i v, int i) {
 // broadcast serves every group. High nibbles are taken as 16 x the nibble (a mask, no shift) and
 // their sums shifted back once, exactly.
 template <int T, int G = 1>
-void q4_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Rows16Token* tok,
-                 float* out, size_t out_stride) {
+void q4_k_groups(const uint8_t* group, size_t group_bytes, size_t stride, int64_t nb,
+                 const Rows16Token* tok, float* out, size_t out_stride) {
+  const Streams st(G, group_bytes, stride);
   constexpr size_t kInter = 16 * 140;  // scales (3 vectors) and qs (32 vectors) per super-block
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i m6 = _mm512_set1_epi8(0x3F);
@@ -204,10 +217,9 @@ void q4_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
     __m512i sc_lo[G], sc_hi[G], mn_lo[G], mn_hi[G], isum[G][T];
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g) {
-      v[g] = group + g * group_bytes + b * kInter;
-      end[g] = group + (g + 1) * group_bytes;
-      prefetch_tail(group + g * group_bytes + nb * kInter, b + 1, nb, 64,
-                    G == 1 ? nb * (kInter + 64) : G * group_bytes);
+      v[g] = group + g * st.stride + b * kInter;
+      end[g] = group + g * st.stride + group_bytes;
+      prefetch_tail(group + g * st.stride + nb * kInter, b + 1, nb, 64, st.next);
       const __m512i s0 = _mm512_loadu_si512(v[g]), s1 = _mm512_loadu_si512(v[g] + 64);
       const __m512i s2 = _mm512_loadu_si512(v[g] + 128);
       // Bytes j of sc_lo/mn_lo: scale and min of sub-block j; of sc_hi/mn_hi: of sub-block 4 + j.
@@ -233,7 +245,7 @@ void q4_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
 #pragma GCC unroll 16
         for (int g = 0; g < G; ++g) {
           const uint8_t* qs = v[g] + 192 + c * 512 + 64 * m;
-          _mm_prefetch(prefetch_at(qs, end[g], (G - 1) * group_bytes), _MM_HINT_T0);
+          _mm_prefetch(prefetch_at(qs, end[g], st.skip), _MM_HINT_T0);
           const __m512i q = _mm512_loadu_si512(qs);
           lo[g] = _mm512_and_si512(q, m4);
           hi[g] = _mm512_andnot_si512(m4, q);  // 16 * high nibble
@@ -269,7 +281,7 @@ void q4_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
                              _mm512_and_si512(_mm512_srli_epi32(mn_lo[g], 8), pairs),
                              _mm512_and_si512(mn_hi[g], pairs),
                              _mm512_and_si512(_mm512_srli_epi32(mn_hi[g], 8), pairs)};
-      const auto* tails = group + g * group_bytes + nb * kInter;
+      const auto* tails = group + g * st.stride + nb * kInter;
       const __m512i tail = _mm512_loadu_si512(tails + b * 64);
       const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(tail));
       const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(tail, 16)));
@@ -290,23 +302,25 @@ void q4_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
   for (int g = 0; g < G; ++g)
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t)
-      _mm512_storeu_ps(out + static_cast<size_t>(t) * out_stride + 16 * g, acc[g][t]);
+      _mm512_storeu_ps(out + static_cast<size_t>(t) * out_stride + g * st.out_step, acc[g][t]);
 }
 template <int T>
 void q4_k_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float* out,
                 size_t out_stride) {
-  q4_k_groups<T, 1>(group, 0, nb, tok, out, out_stride);  // one group: prefetch never skips
+  const size_t group_bytes = static_cast<size_t>(nb) * kRows16 * 144;
+  q4_k_groups<T, 1>(group, group_bytes, group_bytes, nb, tok, out, out_stride);
 }
-void q4_k_pair(const uint8_t* group, size_t group_bytes, int64_t nb, const Rows16Token& tok,
-               float* out) {
-  q4_k_groups<1, kRows16PairGroups>(group, group_bytes, nb, &tok, out, 0);
+void q4_k_pair(const uint8_t* group, size_t group_bytes, size_t stride, int64_t nb,
+               const Rows16Token& tok, float* out) {
+  q4_k_groups<1, kRows16PairGroups>(group, group_bytes, stride, nb, &tok, out, 0);
 }
 
 // T tokens times G adjacent groups (`group_bytes` apart; out + 16g for group g): each activation
 // broadcast serves every group.
 template <int T, int G = 1>
-void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Rows16Token* tok,
-                 float* out, size_t out_stride) {
+void q6_k_groups(const uint8_t* group, size_t group_bytes, size_t stride, int64_t nb,
+                 const Rows16Token* tok, float* out, size_t out_stride) {
+  const Streams st(G, group_bytes, stride);
   constexpr size_t kInter = 16 * 208;  // ql (32 vectors), qh (16), scales (4) per super-block
   const __m512i m3 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0F);
   const __m512i m3f = _mm512_set1_epi8(0x3F), mfc = _mm512_set1_epi8(static_cast<char>(0xFC));
@@ -321,10 +335,9 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
     __m512i isum[G][T];
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g) {
-      v[g] = group + g * group_bytes + b * kInter;
-      end[g] = group + (g + 1) * group_bytes;
-      prefetch_tail(group + g * group_bytes + nb * kInter, b + 1, nb, 32,
-                    G == 1 ? nb * (kInter + 32) : G * group_bytes);
+      v[g] = group + g * st.stride + b * kInter;
+      end[g] = group + g * st.stride + group_bytes;
+      prefetch_tail(group + g * st.stride + nb * kInter, b + 1, nb, 32, st.next);
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) isum[g][t] = _mm512_setzero_si512();
     }
@@ -357,7 +370,7 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
             const uint8_t* ph = v[g] + (32 + 8 * h + m) * 64;
             // The three lines this step reads, one super-block on: the reads jump between ql
             // and qh, so a fixed distance in address would miss the next qh lines.
-            const size_t skip = (G - 1) * group_bytes;
+            const size_t skip = st.skip;
             _mm_prefetch(next_at(pa, kInter, end[g], skip), _MM_HINT_T0);
             _mm_prefetch(next_at(pb, kInter, end[g], skip), _MM_HINT_T0);
             _mm_prefetch(next_at(ph, kInter, end[g], skip), _MM_HINT_T0);
@@ -406,7 +419,7 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
     }
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g) {
-      const auto* tails = group + g * group_bytes + nb * kInter;
+      const auto* tails = group + g * st.stride + nb * kInter;
       // d / 4 times 4 x isum: the same bits as d times isum (powers of two scale exactly; 4 x
       // isum stays below 2^31: |dot| < 2^17, |scale| <= 128, 16 sub-blocks).
       const __m512 d = _mm512_mul_ps(
@@ -423,16 +436,17 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, int64_t nb, const Row
   for (int g = 0; g < G; ++g)
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t)
-      _mm512_storeu_ps(out + static_cast<size_t>(t) * out_stride + 16 * g, acc[g][t]);
+      _mm512_storeu_ps(out + static_cast<size_t>(t) * out_stride + g * st.out_step, acc[g][t]);
 }
 template <int T>
 void q6_k_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float* out,
                 size_t out_stride) {
-  q6_k_groups<T, 1>(group, 0, nb, tok, out, out_stride);  // one group: prefetch never skips
+  const size_t group_bytes = static_cast<size_t>(nb) * kRows16 * 210;
+  q6_k_groups<T, 1>(group, group_bytes, group_bytes, nb, tok, out, out_stride);
 }
-void q6_k_pair(const uint8_t* group, size_t group_bytes, int64_t nb, const Rows16Token& tok,
-               float* out) {
-  q6_k_groups<1, kRows16PairGroups>(group, group_bytes, nb, &tok, out, 0);
+void q6_k_pair(const uint8_t* group, size_t group_bytes, size_t stride, int64_t nb,
+               const Rows16Token& tok, float* out) {
+  q6_k_groups<1, kRows16PairGroups>(group, group_bytes, stride, nb, &tok, out, 0);
 }
 
 // Kernels by token count (the accumulators of every token stay in registers).

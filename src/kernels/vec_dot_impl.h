@@ -70,11 +70,13 @@ using Rows16Fn = void (*)(const uint8_t* group, int64_t nb, const Rows16Token* t
                           float* out, size_t out_stride);
 Rows16Fn scalar_rows16(DType weight_type);
 Rows16Fn avx512_rows16(DType weight_type);
-// One token times kRows16PairGroups adjacent groups (`group_bytes` apart): out[0..16 * that), the
-// same bits as one Rows16Fn call per group. nullptr when the type has no such kernel. (4 groups
-// measured no faster than 2.)
+// One token times kRows16PairGroups groups, `stride` bytes apart (a multiple of group_bytes;
+// group_bytes when adjacent): the 16 outputs of group g at out + 16 * g * stride / group_bytes,
+// the same bits as one Rows16Fn call per group. Far-apart groups (split streams) prefetch into
+// the group right after their own, adjacent ones into the groups after the last. nullptr when the
+// type has no such kernel. (4 groups measured no faster than 2.)
 constexpr int kRows16PairGroups = 2;
-using Rows16PairFn = void (*)(const uint8_t* group, size_t group_bytes, int64_t nb,
+using Rows16PairFn = void (*)(const uint8_t* group, size_t group_bytes, size_t stride, int64_t nb,
                               const Rows16Token& tok, float* out);
 Rows16PairFn avx512_rows16_pair(DType weight_type);
 // Elements per block of a rows16 type (0 for other types).
