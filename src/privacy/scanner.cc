@@ -130,6 +130,18 @@ struct Candidate {
   Level level;
 };
 
+// One input text inside the scanned buffer (texts[index] of scan_each, or scan's whole input).
+struct Segment {
+  size_t start = 0, size = 0;
+  size_t index = 0;
+};
+
+// Joins the texts of scan_each into one buffer. No builtin pattern (ASCII classes and literals,
+// byte mode) and no keyword (valid UTF-8) can match this byte, so no match spans two texts;
+// operator regexes (UTF-8 mode, arbitrary classes) could, so a database with any of them scans
+// each text on its own.
+constexpr char kSeparator = '\xff';
+
 bool is_digit(unsigned char c) {
   return c >= '0' && c <= '9';
 }
@@ -224,6 +236,8 @@ struct PcreRegex {
 struct ScratchSlot {
   hs_scratch_t* scratch = nullptr;
   std::vector<Candidate> candidates, resolved, cluster;
+  std::string joined;  // scan_each: the texts with kSeparator between them
+  std::vector<Segment> segments;
 };
 
 struct SensitivityScanner::Impl {
@@ -233,6 +247,7 @@ struct SensitivityScanner::Impl {
   std::vector<std::string> type_names;
   std::vector<Level> type_levels;
   std::vector<PcreRegex> pcre;
+  bool joinable = true;  // no operator regex in `db`: scan_each may join texts (see kSeparator)
   mutable std::mutex mu;
   mutable std::vector<std::unique_ptr<ScratchSlot>> pool;
 
@@ -262,6 +277,9 @@ struct SensitivityScanner::Impl {
       v->clear();
       if (v->capacity() > (1u << 16)) std::vector<Candidate>().swap(*v);
     }
+    s->joined.clear();
+    if (s->joined.capacity() > (1u << 20)) std::string().swap(s->joined);
+    s->segments.clear();
     std::lock_guard<std::mutex> lock(mu);
     pool.push_back(std::move(s));
   }
@@ -271,10 +289,19 @@ namespace {
 
 struct ScanContext {
   const SensitivityScanner::Impl* impl;
-  std::string_view text;
+  std::string_view text;  // the scanned buffer
   std::vector<Candidate>* out;
+  std::span<const Segment> segments;  // the texts in `text`, by start
   int today = 0;
 };
+
+// The segment holding buffer offset `pos` (segments sorted by start, the first at 0).
+const Segment& segment_at(std::span<const Segment> segments, size_t pos) {
+  if (segments.size() == 1) return segments[0];
+  auto it = std::upper_bound(segments.begin(), segments.end(), pos,
+                             [](size_t p, const Segment& g) { return p < g.start; });
+  return *(it - 1);
+}
 
 // Byte before `pos` (0 at the start) and at `pos` (0 at the end).
 unsigned char byte_before(std::string_view t, size_t pos) {
@@ -508,8 +535,12 @@ int on_match(unsigned int id, unsigned long long from, unsigned long long to, un
              void* user) {
   auto& ctx = *static_cast<ScanContext*>(user);
   const PatternSpec& spec = ctx.impl->specs[id];
-  const std::string_view t = ctx.text;
-  size_t s = static_cast<size_t>(from), e = static_cast<size_t>(to);
+  // Validators see only the text the match is in, exactly as if it had been scanned alone.
+  const Segment& seg = segment_at(ctx.segments, static_cast<size_t>(from));
+  if (to > seg.start + seg.size) return 0;  // spans a separator: impossible, see kSeparator
+  const size_t base = seg.start;
+  const std::string_view t = ctx.text.substr(base, seg.size);
+  size_t s = static_cast<size_t>(from) - base, e = static_cast<size_t>(to) - base;
   const std::string_view span = t.substr(s, e - s);
   const unsigned char before = byte_before(t, s), after = byte_at(t, e);
   bool ok = false;
@@ -585,7 +616,7 @@ int on_match(unsigned int id, unsigned long long from, unsigned long long to, un
       ok = e > s;
       break;
   }
-  if (ok) ctx.out->push_back({s, e, spec.type, ctx.impl->type_levels[spec.type]});
+  if (ok) ctx.out->push_back({base + s, base + e, spec.type, ctx.impl->type_levels[spec.type]});
   return 0;
 }
 
@@ -703,6 +734,7 @@ Result<std::unique_ptr<SensitivityScanner>> SensitivityScanner::create(const Sca
       if (hs_compile(re.c_str(), f, HS_MODE_BLOCK, nullptr, &probe, &err) == HS_SUCCESS) {
         hs_free_database(probe);
         impl->specs.push_back({Kind::kOperatorRegex, type, 0, 0});
+        impl->joinable = false;
         exprs.push_back(re);
         flags.push_back(f);
         continue;
@@ -751,9 +783,10 @@ Result<std::unique_ptr<SensitivityScanner>> SensitivityScanner::create(const Sca
   return std::unique_ptr<SensitivityScanner>(new SensitivityScanner(std::move(impl)));
 }
 
-Result<std::vector<Finding>> SensitivityScanner::scan(std::string_view text) const {
-  std::vector<Finding> findings;
-  if (text.empty()) return findings;
+namespace {
+
+// Same checks and messages as scan() documents: size limit, then UTF-8.
+Status check_text(std::string_view text) {
   if (text.size() >= UINT_MAX) {
     return make_error(ErrorCode::kOutOfRange, "scan: input of " + std::to_string(text.size()) +
                                                   " bytes exceeds the 4 GiB limit; split it");
@@ -762,83 +795,162 @@ Result<std::vector<Finding>> SensitivityScanner::scan(std::string_view text) con
     return make_error(ErrorCode::kInvalidArgument,
                       "scan: input is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
   }
-  auto slot = impl_->acquire();
-  if (!slot) return make_error(ErrorCode::kInternal, "scan: cannot allocate scratch space");
-  std::vector<Candidate>& cands = slot->candidates;
-  ScanContext ctx{impl_.get(), text, &cands};
-  if (impl_->db) {
-    const hs_error_t rc = hs_scan(impl_->db, text.data(), static_cast<unsigned>(text.size()), 0,
-                                  slot->scratch, on_match, &ctx);
+  return Status::ok();
+}
+
+// One Hyperscan pass over `buffer` (checked texts at `segments`), then the PCRE2 regexes per
+// text, overlap resolution and code-point offsets; appends the findings of segments[k] to
+// out[segments[k].index].
+Status scan_segments(const SensitivityScanner::Impl& impl, ScratchSlot& slot,
+                     std::string_view buffer, std::span<const Segment> segments,
+                     std::span<std::vector<Finding>> out) {
+  std::vector<Candidate>& cands = slot.candidates;
+  ScanContext ctx{&impl, buffer, &cands, segments};
+  if (impl.db) {
+    const hs_error_t rc = hs_scan(impl.db, buffer.data(), static_cast<unsigned>(buffer.size()), 0,
+                                  slot.scratch, on_match, &ctx);
     if (rc != HS_SUCCESS) {
-      impl_->release(std::move(slot));
       return make_error(ErrorCode::kInternal, "scan: Hyperscan error " + std::to_string(rc));
     }
   }
-  for (const PcreRegex& r : impl_->pcre) {
+  for (const PcreRegex& r : impl.pcre) {
     pcre2_match_data* md = pcre2_match_data_create_from_pattern(r.code, nullptr);
-    PCRE2_SIZE offset = 0;
-    const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-    while (offset <= text.size()) {
-      const int rc =
-          pcre2_match(r.code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, md, nullptr);
-      if (rc < 0) break;
-      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-      if (ov[1] > ov[0]) {
-        cands.push_back({ov[0], ov[1], r.type, impl_->type_levels[r.type]});
-        offset = ov[1];
-      } else {
-        // Empty match: step over one code point.
-        offset = ov[1] + 1;
-        while (offset < text.size() && (static_cast<unsigned char>(text[offset]) & 0xC0) == 0x80) {
-          ++offset;
+    for (const Segment& seg : segments) {
+      const std::string_view text = buffer.substr(seg.start, seg.size);
+      PCRE2_SIZE offset = 0;
+      const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+      while (offset <= text.size()) {
+        const int rc =
+            pcre2_match(r.code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, md, nullptr);
+        if (rc < 0) break;
+        const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+        if (ov[1] > ov[0]) {
+          cands.push_back({seg.start + ov[0], seg.start + ov[1], r.type, impl.type_levels[r.type]});
+          offset = ov[1];
+        } else {
+          // Empty match: step over one code point.
+          offset = ov[1] + 1;
+          while (offset < text.size() &&
+                 (static_cast<unsigned char>(text[offset]) & 0xC0) == 0x80) {
+            ++offset;
+          }
         }
       }
     }
     pcre2_match_data_free(md);
   }
+  if (cands.empty()) return Status::ok();
 
-  if (!cands.empty()) {
-    std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
-      return a.start != b.start ? a.start < b.start : a.end > b.end;
-    });
-    std::vector<Candidate>& resolved = slot->resolved;
-    std::vector<Candidate>& cluster = slot->cluster;
-    size_t i = 0;
-    while (i < cands.size()) {
-      size_t j = i + 1, cluster_end = cands[i].end;
-      while (j < cands.size() && cands[j].start < cluster_end) {
-        cluster_end = std::max(cluster_end, cands[j].end);
-        ++j;
-      }
-      if (j == i + 1) {
-        resolved.push_back(cands[i]);
-      } else {
-        cluster.assign(cands.begin() + static_cast<std::ptrdiff_t>(i),
-                       cands.begin() + static_cast<std::ptrdiff_t>(j));
-        resolve_cluster(cluster, resolved);
-      }
-      i = j;
+  // Candidates of different texts never overlap, so clusters never span two texts.
+  std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+    return a.start != b.start ? a.start < b.start : a.end > b.end;
+  });
+  std::vector<Candidate>& resolved = slot.resolved;
+  std::vector<Candidate>& cluster = slot.cluster;
+  size_t i = 0;
+  while (i < cands.size()) {
+    size_t j = i + 1, cluster_end = cands[i].end;
+    while (j < cands.size() && cands[j].start < cluster_end) {
+      cluster_end = std::max(cluster_end, cands[j].end);
+      ++j;
     }
-    // Code-point offsets in one forward pass (findings are sorted and disjoint).
-    findings.reserve(resolved.size());
-    size_t pos = 0, cp = 0;
-    auto advance = [&](size_t to) {
-      for (; pos < to; ++pos) cp += (static_cast<unsigned char>(text[pos]) & 0xC0) != 0x80;
-      return cp;
-    };
-    for (const Candidate& c : resolved) {
-      Finding f;
-      f.type = impl_->type_names[c.type];
-      f.level = c.level;
-      f.start = c.start;
-      f.end = c.end;
-      f.cp_start = advance(c.start);
-      f.cp_end = advance(c.end);
-      findings.push_back(std::move(f));
+    if (j == i + 1) {
+      resolved.push_back(cands[i]);
+    } else {
+      cluster.assign(cands.begin() + static_cast<std::ptrdiff_t>(i),
+                     cands.begin() + static_cast<std::ptrdiff_t>(j));
+      resolve_cluster(cluster, resolved);
     }
+    i = j;
+  }
+  // Code-point offsets in one forward pass per text (findings are sorted and disjoint).
+  const Segment* seg = nullptr;
+  size_t pos = 0, cp = 0;
+  auto advance = [&](size_t to) {
+    for (; pos < to; ++pos) cp += (static_cast<unsigned char>(buffer[pos]) & 0xC0) != 0x80;
+    return cp;
+  };
+  for (const Candidate& c : resolved) {
+    const Segment& at = segment_at(segments, c.start);
+    if (&at != seg) {
+      seg = &at;
+      pos = at.start;
+      cp = 0;
+    }
+    std::vector<Finding>& findings = out[at.index];
+    Finding f;
+    f.type = impl.type_names[c.type];
+    f.level = c.level;
+    f.start = c.start - at.start;
+    f.end = c.end - at.start;
+    f.cp_start = advance(c.start);
+    f.cp_end = advance(c.end);
+    findings.push_back(std::move(f));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<std::vector<Finding>> SensitivityScanner::scan(std::string_view text) const {
+  std::vector<Finding> findings;
+  if (text.empty()) return findings;
+  if (Status st = check_text(text); !st) return st.error();
+  auto slot = impl_->acquire();
+  if (!slot) return make_error(ErrorCode::kInternal, "scan: cannot allocate scratch space");
+  const Segment whole{0, text.size(), 0};
+  Status st = scan_segments(*impl_, *slot, text, {&whole, 1}, {&findings, 1});
+  impl_->release(std::move(slot));
+  if (!st) return st.error();
+  return findings;
+}
+
+Result<std::vector<std::vector<Finding>>> SensitivityScanner::scan_each(
+    std::span<const std::string_view> texts, size_t* failed_index) const {
+  std::vector<std::vector<Finding>> out(texts.size());
+  size_t n_texts = 0, total = 0, first = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (texts[i].empty()) continue;
+    if (Status st = check_text(texts[i]); !st) {
+      if (failed_index) *failed_index = i;
+      return st.error();
+    }
+    if (n_texts++ == 0) first = i;
+    total += texts[i].size() + 1;
+  }
+  if (n_texts == 0) return out;
+  auto slot = impl_->acquire();
+  if (!slot) {
+    if (failed_index) *failed_index = first;
+    return make_error(ErrorCode::kInternal, "scan: cannot allocate scratch space");
+  }
+  Status st;
+  if (n_texts == 1 || !impl_->joinable || total >= UINT_MAX) {
+    // One pass per text: a single text needs no copy; see kSeparator for the rest.
+    for (size_t i = 0; i < texts.size() && st; ++i) {
+      if (texts[i].empty()) continue;
+      const Segment whole{0, texts[i].size(), i};
+      st = scan_segments(*impl_, *slot, texts[i], {&whole, 1}, out);
+      if (!st) first = i;
+      for (auto* v : {&slot->candidates, &slot->resolved, &slot->cluster}) v->clear();
+    }
+  } else {
+    std::string& joined = slot->joined;
+    joined.reserve(total);
+    for (size_t i = 0; i < texts.size(); ++i) {
+      if (texts[i].empty()) continue;
+      if (!joined.empty()) joined.push_back(kSeparator);
+      slot->segments.push_back({joined.size(), texts[i].size(), i});
+      joined.append(texts[i]);
+    }
+    st = scan_segments(*impl_, *slot, joined, slot->segments, out);
   }
   impl_->release(std::move(slot));
-  return findings;
+  if (!st) {
+    if (failed_index) *failed_index = first;
+    return st.error();
+  }
+  return out;
 }
 
 }  // namespace enclave::privacy

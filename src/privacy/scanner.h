@@ -81,6 +81,13 @@ class SensitivityScanner {
   // 4 GiB or more are kOutOfRange.
   Result<std::vector<Finding>> scan(std::string_view text) const;
 
+  // Scans several independent texts (e.g. the messages of one request) with one database pass:
+  // result[i] is exactly what scan(texts[i]) returns (offsets relative to texts[i]); no finding
+  // spans two texts. On error (the first text that scan() would reject, same message),
+  // `failed_index`, when given, is set to that text's index.
+  Result<std::vector<std::vector<Finding>>> scan_each(std::span<const std::string_view> texts,
+                                                      size_t* failed_index = nullptr) const;
+
   struct Impl;
 
  private:

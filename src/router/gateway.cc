@@ -656,42 +656,53 @@ void Gateway::RemoteJob::route(Gateway& gw, server::RequestContext& ctx, const E
     return finish_early(e.status, "client_error");
   }
 
-  // Scan every text. Any scanner failure stops egress: the request may only be served locally.
-  std::vector<std::vector<privacy::Finding>> findings;
+  // Scan every text, all in one scanner pass. Any scanner failure stops egress: the request may
+  // only be served locally.
+  std::vector<std::string_view> texts;  // for_each_text order, up to the first oversized one
+  std::vector<TextLoc> locs;            // where texts[i] is; one more if a text is too large
   if constexpr (kCompletion) {
-    findings.reserve(1 + r.stop.size());
+    texts.reserve(1 + r.stop.size());
   } else {
-    findings.reserve(r.messages.size() * 3 + r.stop.size());
+    texts.reserve(r.messages.size() * 3 + r.stop.size());
   }
+  locs.reserve(texts.capacity());
+  bool too_large = false;
+  for_each_text(r, [&](std::string& text, const TextLoc& where) {
+    if (too_large) return;
+    locs.push_back(where);
+    if (text.size() > config.max_message_bytes) {
+      too_large = true;
+      return;
+    }
+    texts.push_back(text);
+  });
+  std::vector<std::vector<privacy::Finding>> findings;  // per text, for_each_text order
   Scan scan;
   Status scan_status;
   int64_t tokens = 0;
-  for_each_text(r, [&](std::string& text, const TextLoc& where) {
-    if (!scan_status) return;
-    if (text.size() > config.max_message_bytes) {
-      param = where.str();
-      scan_status = Error(ErrorCode::kOutOfRange,
-                          param + " is larger than the gateway's limit of " +
-                              std::to_string(config.max_message_bytes) + " bytes; shorten it.");
-      return;
+  size_t failed = 0;
+  // Texts before an oversized one are scanned first: their errors come first, as in order.
+  Result<std::vector<std::vector<privacy::Finding>>> scanned =
+      gw.scanner_->scan_each(texts, &failed);
+  if (!scanned) {
+    param = locs[failed].str();
+    scan_status = scanned.error();
+  } else if (too_large) {
+    param = locs.back().str();
+    scan_status = Error(ErrorCode::kOutOfRange, param + " is larger than the gateway's limit of " +
+                                                    std::to_string(config.max_message_bytes) +
+                                                    " bytes; shorten it.");
+  } else {
+    findings = std::move(*scanned);
+    for (size_t i = 0; i < texts.size(); ++i) {
+      if (texts[i].empty()) continue;
+      tokens += estimate_tokens(texts[i]);
+      for (const auto& x : findings[i]) {
+        scan.level = std::max(scan.level, x.level);
+        ++scan.categories[x.type];
+      }
     }
-    if (text.empty()) {
-      findings.emplace_back();
-      return;
-    }
-    tokens += estimate_tokens(text);
-    Result<std::vector<privacy::Finding>> f = gw.scanner_->scan(text);
-    if (!f) {
-      param = where.str();
-      scan_status = f.error();
-      return;
-    }
-    for (const auto& x : *f) {
-      scan.level = std::max(scan.level, x.level);
-      ++scan.categories[x.type];
-    }
-    findings.push_back(std::move(*f));
-  });
+  }
   // A prompt of token ids has no text to scan, and ids mean nothing to another backend's
   // tokenizer: served by the local engine only.
   bool local_only = false;

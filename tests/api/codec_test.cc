@@ -72,6 +72,29 @@ TEST(ParseChat, DefaultsAndStopString) {
   EXPECT_FALSE(r->include_usage);
 }
 
+// Members are looked up in one pass over each object: a duplicated key means its last value
+// (what the JSON tree keeps), in the request and in each message, and max_completion_tokens
+// still wins over max_tokens wherever each appears.
+TEST(ParseChat, DuplicateKeysTakeTheLastValue) {
+  const std::string body = R"({"max_completion_tokens":7,"model":"a","temperature":0.5,
+    "messages":[{"content":"x","role":"system","content":"y","name":"n1","name":"n2"}],
+    "model":"b","temperature":1.5,"max_tokens":3,"stream":true,"stream":false})";
+  Result<ChatRequest> r = parse_chat_request(body, kLimits);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->model, "b");
+  ASSERT_EQ(r->messages.size(), 1u);
+  EXPECT_EQ(r->messages[0].role, "system");
+  EXPECT_EQ(r->messages[0].content, "y");
+  EXPECT_EQ(r->messages[0].name, "n2");
+  EXPECT_FLOAT_EQ(*r->sampling.temperature, 1.5f);
+  EXPECT_EQ(*r->max_tokens, 7);
+  EXPECT_FALSE(r->stream);
+  // A later bad duplicate is what is checked.
+  expect_chat_error(chat_with(R"(,"temperature":1,"temperature":"hot")"), "temperature");
+  expect_chat_error(R"({"model":"m","messages":[{"role":"user","content":"hi","role":"boss"}]})",
+                    "messages[0].role");
+}
+
 TEST(ParseChat, FieldErrorsNameTheParam) {
   expect_chat_error("", "");
   expect_chat_error("{bad", "");

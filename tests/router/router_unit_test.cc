@@ -190,6 +190,15 @@ TEST(RouterPolicy, EstimatesTokens) {
   EXPECT_EQ(estimate_tokens("abcd"), 1);
   EXPECT_EQ(estimate_tokens("abcde"), 2);
   EXPECT_EQ(estimate_tokens("你好"), 2);
+  // Long enough for the vectorized loop, with a tail: 4 ASCII bytes per token, one per code point
+  // otherwise (2-, 3- and 4-byte sequences).
+  EXPECT_EQ(estimate_tokens(std::string(101, 'a') + "你好\xc3\xa9\xf0\x9f\x98\x80"), 26 + 4);
+  // Every byte value: ASCII counts a quarter, lead bytes (0xC0-0xFF) one, continuations none.
+  std::string all;
+  for (int rep = 0; rep < 3; ++rep) {
+    for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
+  }
+  EXPECT_EQ(estimate_tokens(all), (3 * 128 + 3) / 4 + 3 * 64);
 }
 
 privacy::Finding finding(std::string type, size_t start, size_t end) {
