@@ -27,24 +27,21 @@ namespace {
 
 // Software prefetch distance: a group is one contiguous stream, and asking for the lines 2 KiB
 // ahead keeps more misses in flight than the hardware prefetcher alone (matrix-vector, 2 threads,
-// 1536x8960: 21.4-22.9 -> 23.7-24.9 GB/s; 4 tokens +20-30 %; 4 KiB and T1 hints measured the same).
+// 1536x8960: 21.4-22.9 -> 23.7-24.9 GB/s; 4 tokens +20-30 %; T1 hints measured the same, 4 KiB
+// the same for one token and 10-15 % slower for 4-token Q4_K batches).
 constexpr int kPrefetchBytes = 2048;
 
-// Prefetch address for a kernel that streams G adjacent groups at once: kPrefetchBytes past p,
-// but past the end of p's group (`end`) the stream continues in the group the next call reads,
-// `skip` = (G - 1) group sizes further on. (Prefetching the group just after, which another
-// stream has already read, left the start of every next run cold: 1536-column matrices, whose
-// groups are only 13.8 KiB, ran ~15 % slower than 8960-column ones.)
-inline const char* prefetch_at(const uint8_t* p, const uint8_t* end, size_t skip) {
-  const uint8_t* t = p + kPrefetchBytes;
-  return reinterpret_cast<const char*>(t < end ? t : t + skip);
-}
-
-// As prefetch_at, for a kernel whose reads jump within a block: `dist` bytes past p (the line
-// the same step of the next block reads).
+// Prefetch address `dist` bytes past p; past the end of p's group (`end`) the stream continues in
+// the group it reads in the next call, `skip` bytes further on (Streams::skip). (Prefetching the
+// bytes just after a group, which another stream had already read, left the start of every next
+// run cold: 1536-column matrices, whose groups are only 13.8 KiB, ran ~15 % slower.) Kernels
+// whose reads jump within a block use the distance to the same step of the next block.
 inline const char* next_at(const uint8_t* p, size_t dist, const uint8_t* end, size_t skip) {
   const uint8_t* t = p + dist;
   return reinterpret_cast<const char*>(t < end ? t : t + skip);
+}
+inline const char* prefetch_at(const uint8_t* p, const uint8_t* end, size_t skip) {
+  return next_at(p, kPrefetchBytes, end, skip);
 }
 
 // Prefetch of the per-row scales ("tails", `tail_block` bytes per block at `tails`) that block j
