@@ -68,6 +68,15 @@ struct Streams {
         next(skip + group_bytes) {}
 };
 
+// The fourth quant of recoded Q6_K bytes (q6_recode): bits 0-1 of a, b and c side by side.
+inline __m512i q6_fourth(__m512i a, __m512i b, __m512i c) {
+  const __m512i m3 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0F);
+  // 0xCA: first operand ? second : third, bit by bit.
+  const __m512i ab = _mm512_ternarylogic_epi32(m3, a, _mm512_slli_epi32(b, 2), 0xCA);
+  return _mm512_and_si512(_mm512_ternarylogic_epi32(m0f, ab, _mm512_slli_epi32(c, 4), 0xCA),
+                          _mm512_set1_epi8(0x3F));
+}
+
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -304,7 +313,7 @@ void q4_k_groups(const uint8_t* group, size_t group_bytes, size_t stride, int64_
 template <int T>
 void q4_k_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float* out,
                 size_t out_stride) {
-  const size_t group_bytes = static_cast<size_t>(nb) * kRows16 * 144;
+  const size_t group_bytes = static_cast<size_t>(nb) * kRows16 * sizeof(BlockQ4_K);
   q4_k_groups<T, 1>(group, group_bytes, group_bytes, nb, tok, out, out_stride);
 }
 void q4_k_pair(const uint8_t* group, size_t group_bytes, size_t stride, int64_t nb,
@@ -319,8 +328,7 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, size_t stride, int64_
                  const Rows16Token* tok, float* out, size_t out_stride) {
   const Streams st(G, group_bytes, stride);
   constexpr size_t kInter = 16 * 208;  // ql (32 vectors), qh (16), scales (4) per super-block
-  const __m512i m3 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0F);
-  const __m512i m3f = _mm512_set1_epi8(0x3F), mfc = _mm512_set1_epi8(static_cast<char>(0xFC));
+  const __m512i mfc = _mm512_set1_epi8(static_cast<char>(0xFC));
   __m512 acc[G][T];
 #pragma GCC unroll 16
   for (int g = 0; g < G; ++g)
@@ -376,15 +384,13 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, size_t stride, int64_
               _mm_prefetch(next_at(ps, kInter, end[g], skip), _MM_HINT_T0);
             }
             // Recoded bytes (q6_recode): 4 x u0..u2 are one mask each; u3 gathers bits 0-1 of
-            // a, b and c (0xCA: first operand ? second : third, bit by bit).
+            // a, b and c.
             const __m512i qa = _mm512_loadu_si512(pa), qb = _mm512_loadu_si512(pb);
             const __m512i qc = _mm512_loadu_si512(ph);
             q[g][0] = _mm512_and_si512(qa, mfc);
             q[g][1] = _mm512_and_si512(qb, mfc);
             q[g][2] = _mm512_and_si512(qc, mfc);
-            const __m512i ab = _mm512_ternarylogic_epi32(m3, qa, _mm512_slli_epi32(qb, 2), 0xCA);
-            q[g][3] = _mm512_and_si512(
-                _mm512_ternarylogic_epi32(m0f, ab, _mm512_slli_epi32(qc, 4), 0xCA), m3f);
+            q[g][3] = q6_fourth(qa, qb, qc);
           }
 #pragma GCC unroll 16
           for (int t = 0; t < T; ++t) {
@@ -438,7 +444,7 @@ void q6_k_groups(const uint8_t* group, size_t group_bytes, size_t stride, int64_
 template <int T>
 void q6_k_group(const uint8_t* group, int64_t nb, const Rows16Token* tok, float* out,
                 size_t out_stride) {
-  const size_t group_bytes = static_cast<size_t>(nb) * kRows16 * 210;
+  const size_t group_bytes = static_cast<size_t>(nb) * kRows16 * sizeof(BlockQ6_K);
   q6_k_groups<T, 1>(group, group_bytes, group_bytes, nb, tok, out, out_stride);
 }
 void q6_k_pair(const uint8_t* group, size_t group_bytes, size_t stride, int64_t nb,
@@ -474,9 +480,7 @@ void q6_decode_block(const uint8_t* v, uint8_t* out) {
       const __m512i u0 = _mm512_and_si512(_mm512_srli_epi16(a, 2), m3f);
       const __m512i u1 = _mm512_and_si512(_mm512_srli_epi16(b, 2), m3f);
       const __m512i u2 = _mm512_and_si512(_mm512_srli_epi16(c, 2), m3f);
-      const __m512i ab = _mm512_ternarylogic_epi32(m3, a, _mm512_slli_epi32(b, 2), 0xCA);
-      const __m512i u3 =
-          _mm512_and_si512(_mm512_ternarylogic_epi32(m0f, ab, _mm512_slli_epi32(c, 4), 0xCA), m3f);
+      const __m512i u3 = q6_fourth(a, b, c);
       _mm512_storeu_si512(out + ia,
                           _mm512_ternarylogic_epi32(m0f, u0, _mm512_slli_epi16(u2, 4), 0xCA));
       _mm512_storeu_si512(out + ib,

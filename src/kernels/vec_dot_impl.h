@@ -106,8 +106,8 @@ const Rows16Format* rows16_format(DType weight_type);
 // ops instead of ~3.5. For each half h and l in 0..31 the GGUF bytes a = ql[64h + l],
 // b = ql[64h + 32 + l], c = qh[32h + l] hold the quants u0..u3 of elements 128h + l + 32i;
 // recoded, a = u0 << 2 | u3 bits 0-1, b = u1 << 2 | u3 bits 2-3, c = u2 << 2 | u3 bits 4-5, so
-// 4 * u0..u2 are one mask each (a kernel shifts those sums back, exactly). A bijection of the
-// same bytes; the decode is its inverse.
+// 4 * u0..u2 are one mask each (a kernel takes the fourth quant's scale 4x to match, and d / 4).
+// A bijection of the same bytes; the decode is its inverse.
 inline void q6_recode(uint8_t* a, uint8_t* b, uint8_t* c) {
   const int u0 = (*a & 15) | (*c & 3) << 4, u1 = (*b & 15) | (*c >> 2 & 3) << 4;
   const int u2 = *a >> 4 | (*c >> 4 & 3) << 4, u3 = *b >> 4 | (*c >> 6) << 4;
