@@ -138,6 +138,7 @@ struct AuditLog::Impl {
   std::mutex write_mu;                    // one drain at a time (writer thread, sync, close)
 
   std::thread batch_thread;
+  std::optional<BackstopThread> backstop;  // batch/never mode; flushes when the writer lags
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stopping = false;
@@ -154,6 +155,7 @@ struct AuditLog::Impl {
       stop_cv.notify_all();
       batch_thread.join();
     }
+    backstop.reset();  // joined before the final flush below
     if (deferred()) {
       std::lock_guard wl(write_mu);
       (void)write_queued();
@@ -404,6 +406,7 @@ struct AuditLog::Impl {
   // the queue is full (the writer is stuck).
   Result<uint64_t> enqueue(Queued q) {
     bool notify = false;
+    bool wake_backstop = false;
     uint64_t s;
     {
       std::lock_guard lock(queue_mu);
@@ -423,6 +426,8 @@ struct AuditLog::Impl {
       q.ts_ms = opt.now_ms();
       queue.push_back(std::move(q));
       notify = queue.size() == kWakeAtEntries;
+      // The writer did not keep up (starved in SCHED_IDLE): once per crossing of the mark.
+      wake_backstop = queue.size() == opt.backstop_at_entries;
     }
     if (notify) {
       {
@@ -431,6 +436,7 @@ struct AuditLog::Impl {
       }
       stop_cv.notify_one();
     }
+    if (wake_backstop && backstop) backstop->wake();
     return s;
   }
 
@@ -451,8 +457,13 @@ struct AuditLog::Impl {
     return s;
   }
 
+  // One writer pass (batch_loop's, or the backstop's). Holds nothing.
+  void flush_like_writer() {
+    (void)flush_and_sync(opt.fsync == FsyncPolicy::kBatch);  // failures fail later appends
+  }
+
   void batch_loop() {
-    mark_background_thread("audit-writer");
+    mark_background_thread("audit-writer");  // SCHED_IDLE: never delays an io thread
     std::unique_lock lock(stop_mu);
     while (!stopping) {
       stop_cv.wait_for(lock, std::chrono::milliseconds(opt.batch_interval_ms),
@@ -460,7 +471,7 @@ struct AuditLog::Impl {
       wake = false;
       if (stopping) break;
       lock.unlock();
-      (void)flush_and_sync(opt.fsync == FsyncPolicy::kBatch);  // failures fail later appends
+      flush_like_writer();
       lock.lock();
     }
   }
@@ -481,6 +492,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(AuditOptions options, crypto::S
   }
   if (!options.now_ms) options.now_ms = system_now_ms;
   if (options.batch_interval_ms == 0) options.batch_interval_ms = 1;
+  if (options.backstop_at_entries == 0) options.backstop_at_entries = 1;
   auto impl = std::make_unique<Impl>();
   impl->opt = std::move(options);
   impl->key = std::move(key);
@@ -497,6 +509,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(AuditOptions options, crypto::S
   if (log->impl_->deferred()) {
     Impl* raw = log->impl_.get();
     raw->batch_thread = std::thread([raw] { raw->batch_loop(); });
+    raw->backstop.emplace("audit-backstop", [raw] { raw->flush_like_writer(); });
   }
   return log;
 }

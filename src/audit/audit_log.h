@@ -48,6 +48,11 @@ struct AuditOptions {
   std::filesystem::path dir;                 // e.g. <data-dir>/audit
   FsyncPolicy fsync = FsyncPolicy::kAlways;  // the default: an acknowledged entry is on disk
   uint32_t batch_interval_ms = 20;
+  // kBatch/kNever: the writer thread runs in SCHED_IDLE (never delays an io thread) and wakes
+  // early when 4096 entries are queued; if it is starved (every core busy) and the queue reaches
+  // this mark, a nice-19 backstop thread writes it instead. Four times the writer's mark (the
+  // backstop stays asleep while the writer keeps up), far below the queue's cap (2^18 entries).
+  size_t backstop_at_entries = 16384;
   uint64_t max_file_bytes = 64ull << 20;  // rotate to a new file beyond this size
   Clock now_ms;                           // defaults to the system clock
 };

@@ -12,6 +12,7 @@ UsageWriter::UsageWriter(Store& store, UsageWriterOptions options)
     : store_(store), options_(std::move(options)) {
   options_.interval_ms = std::max<uint32_t>(options_.interval_ms, 1);
   options_.wake_at_rows = std::max<size_t>(options_.wake_at_rows, 1);
+  options_.backstop_at_rows = std::max<size_t>(options_.backstop_at_rows, 1);
   options_.max_queued_rows = std::max<size_t>(options_.max_queued_rows, 1);
   queue_.reserve(std::min(options_.wake_at_rows, options_.max_queued_rows));
   thread_ = std::thread([this] { loop(); });
@@ -23,6 +24,7 @@ UsageWriter::~UsageWriter() {
 
 void UsageWriter::push(UsageRecord row) {
   bool wake = false;
+  bool wake_backstop = false;
   {
     std::lock_guard lock(mu_);
     if (queue_.size() >= options_.max_queued_rows) {
@@ -33,8 +35,11 @@ void UsageWriter::push(UsageRecord row) {
     queue_.push_back(std::move(row));
     // Exactly at the mark: one notify per batch however many rows follow before the writer runs.
     if (queue_.size() == options_.wake_at_rows && !wake_) wake = wake_ = true;
+    // The writer did not keep up (starved in SCHED_IDLE): once per crossing, as above.
+    wake_backstop = queue_.size() == options_.backstop_at_rows;
   }
   if (wake) cv_.notify_one();
+  if (wake_backstop) backstop_.wake();
 }
 
 Status UsageWriter::write_queued() {
@@ -86,7 +91,7 @@ Status UsageWriter::flush() {
 }
 
 void UsageWriter::loop() {
-  mark_background_thread("usage-writer");  // accounting, never ahead of the io threads
+  mark_background_thread("usage-writer");  // SCHED_IDLE: accounting never delays an io thread
   std::unique_lock lock(mu_);
   while (!stopping_) {
     cv_.wait_for(lock, std::chrono::milliseconds(options_.interval_ms),
@@ -114,6 +119,7 @@ void UsageWriter::stop() {
     cv_.notify_one();
     thread_.join();
   }
+  backstop_.stop();
   (void)flush();
 }
 

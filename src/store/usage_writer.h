@@ -5,6 +5,11 @@
 // Rows keep their push order. flush() writes what is queued now on the caller's thread; the
 // destructor flushes before it returns, so a clean shutdown loses no row.
 //
+// The writer runs in SCHED_IDLE so that it never delays an io thread (core/background_thread.h).
+// Since that class gets almost no CPU while every core is busy, a backstop thread (nice 19,
+// SCHED_OTHER, asleep otherwise) is woken when the queue reaches backstop_at_rows and writes the
+// queue exactly as the writer does; one batch at a time either way, so the order holds.
+//
 // Usage is accounting, not the audit trail (that is audit::AuditLog, written before the answer
 // when it must be durable). A batch that fails is reported through on_error and stays queued,
 // ahead of newer rows, for the next attempt; while the database keeps failing the queue is capped
@@ -18,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/background_thread.h"
 #include "core/result.h"
 #include "store/store.h"
 
@@ -27,10 +33,15 @@ struct UsageWriterOptions {
   // The writer's period. Each batch costs a commit (~25k instructions whatever its size), so
   // a longer period makes rows cheaper; wake_at_rows bounds a batch under load.
   uint32_t interval_ms = 100;
-  size_t wake_at_rows = 512;                 // a push reaching this queue size wakes it early
+  size_t wake_at_rows = 512;  // a push reaching this queue size wakes it early
+  // A push reaching this queue size wakes the backstop: the writer has fallen behind (starved in
+  // SCHED_IDLE). Eight batches' worth: far above wake_at_rows, so the backstop stays asleep while
+  // the writer keeps up, and far below max_queued_rows, so no row is dropped while it catches up.
+  size_t backstop_at_rows = 4096;
   size_t max_queued_rows = size_t{1} << 16;  // cap while the database fails
   // A failed write of `rows` rows (still queued) or `dropped` rows lost to the cap. Runs on the
-  // writer thread; the error names the database problem, never a row's content.
+  // thread that wrote (writer, backstop or flush()'s caller; one at a time); the error names the
+  // database problem, never a row's content.
   std::function<void(const Error& error, size_t rows, size_t dropped)> on_error;
 };
 
@@ -70,6 +81,8 @@ class UsageWriter {
   uint64_t dropped_ = 0;
   size_t dropped_unreported_ = 0;
   std::thread thread_;
+  // Declared last: its thread may flush as soon as it starts, so everything it uses exists.
+  BackstopThread backstop_{"usage-backstop", [this] { (void)flush(); }};
 };
 
 }  // namespace enclave::store

@@ -1,14 +1,20 @@
 // AuditLog with FsyncPolicy::kBatch / kNever: appends are queued and written by the writer
 // thread (in order, many per write), destruction and sync() flush the queue, `always` has the
 // entry on disk when append returns, and a failed write fails later appends until a write
-// succeeds (fail closed) without losing or reordering the entries already acknowledged.
+// succeeds (fail closed) without losing or reordering the entries already acknowledged. The
+// writer runs in SCHED_IDLE; a nice-19 backstop thread writes the queue when it reaches
+// backstop_at_entries (the writer starved), with the same order and chain.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/resource.h>
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <thread>
 
+#include "../common/thread_nice.h"
 #include "audit/audit_log.h"
 #include "audit/entry.h"
 #include "audit/verify.h"
@@ -17,6 +23,8 @@
 namespace enclave::audit {
 namespace {
 namespace fs = std::filesystem;
+using enclave::testing::NamedThreadScheduling;
+using enclave::testing::scheduling_of_thread_named;
 using testing::read_lines;
 using testing::sample_request;
 using testing::temp_dir;
@@ -201,6 +209,55 @@ TEST_F(AuditBatchTest, FailedWriteFailsLaterAppendsUntilAWriteSucceeds) {
   EXPECT_TRUE(r.clean());
   EXPECT_EQ(r.entries_ok, 5u);
   EXPECT_EQ(ids_on_disk(), (std::vector<std::string>{"req-0", "req-1", "req-2", "req-3", "req-5"}));
+}
+
+// With the batch interval far beyond the test and the writer's own wake mark (4096) not reached,
+// only the backstop can write: it must do so when the queue reaches its mark, each time.
+TEST_F(AuditBatchTest, BackstopWritesTheQueueAtItsMarkWhenTheWriterDoesNot) {
+  AuditOptions opt;
+  opt.dir = dir_;
+  opt.fsync = FsyncPolicy::kBatch;
+  opt.batch_interval_ms = 3'600'000;
+  opt.backstop_at_entries = 100;
+  auto opened = AuditLog::open(opt, test_key());
+  ASSERT_TRUE(opened) << opened.error().message;
+  std::unique_ptr<AuditLog> log = std::move(opened).value();
+  for (int round = 1; round <= 2; ++round) {
+    const int first = (round - 1) * 100;
+    for (int i = first; i < first + 99; ++i) ASSERT_TRUE(log->append_request(sample_request(i)));
+    EXPECT_EQ(lines_on_disk(), static_cast<size_t>(first));        // below the mark: still queued
+    ASSERT_TRUE(log->append_request(sample_request(first + 99)));  // reaches the mark
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (lines_on_disk() < static_cast<size_t>(round * 100) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ASSERT_EQ(lines_on_disk(), static_cast<size_t>(round * 100)) << "round " << round;
+    VerifyReport r = verify();  // chained and sealed as the writer would have
+    EXPECT_TRUE(r.clean());
+    EXPECT_EQ(r.entries_ok, static_cast<uint64_t>(round * 100));
+  }
+  EXPECT_EQ(ids_on_disk().size(), 200u);
+  std::vector<std::string> ids = ids_on_disk();
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(ids[i], "req-" + std::to_string(i));
+  ASSERT_TRUE(log->append_request(sample_request(200)));
+  log.reset();  // shutdown still flushes what is queued below the mark
+  VerifyReport r = verify();
+  EXPECT_TRUE(r.clean());
+  EXPECT_EQ(r.entries_ok, 201u);
+}
+
+// The writer runs in SCHED_IDLE (never delays an io thread), its backstop in SCHED_OTHER at
+// nice 19 (makes progress when every core is busy).
+TEST_F(AuditBatchTest, WriterIsSchedIdleAndBackstopIsNice19) {
+  auto log = open_log(FsyncPolicy::kBatch, 3'600'000);
+  ASSERT_TRUE(log);
+  NamedThreadScheduling writer = scheduling_of_thread_named("audit-writer", SCHED_IDLE);
+  EXPECT_EQ(writer.policy, SCHED_IDLE);
+  EXPECT_EQ(writer.nice, 19);
+  NamedThreadScheduling backstop = scheduling_of_thread_named("audit-backstop", SCHED_OTHER);
+  EXPECT_EQ(backstop.policy, SCHED_OTHER);
+  EXPECT_EQ(backstop.nice, 19);
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
-// Test helper shared by tests/audit and tests/store: the nice value of this process's thread
-// named `name` (Linux: per-thread priorities under /proc/self/task), polled for up to ~5 s since
-// a thread names itself as it starts; 100 when no such thread shows up.
+// Test helpers shared by tests/audit and tests/store: the scheduling of this process's thread
+// named `name` (Linux: per-thread priorities under /proc/self/task), polled since a thread names
+// itself as it starts.
 #pragma once
 
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <cerrno>
@@ -14,6 +15,7 @@
 
 namespace enclave::testing {
 
+// Nice value, polled for up to ~5 s until it is `want`; 100 when no such thread shows up.
 inline int nice_of_thread_named(const std::string& name, int want) {
   int found = 100;
   for (int attempt = 0; attempt < 500 && found != want; ++attempt) {
@@ -28,6 +30,33 @@ inline int nice_of_thread_named(const std::string& name, int want) {
       if (errno == 0) found = nice;
     }
     if (found != want) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return found;
+}
+
+// Policy and nice value of this process's thread named `name`, polled for up to 10 s until they
+// are `want_policy` and 19 (a thread names itself first, then sets them); what was last seen
+// otherwise, policy -1 when no such thread showed up.
+struct NamedThreadScheduling {
+  int policy = -1;
+  int nice = 100;
+};
+inline NamedThreadScheduling scheduling_of_thread_named(const std::string& name, int want_policy) {
+  NamedThreadScheduling found;
+  for (int attempt = 0; attempt < 1000 && (found.policy != want_policy || found.nice != 19);
+       ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string comm_name;
+      std::getline(comm, comm_name);
+      if (comm_name != name) continue;
+      const pid_t tid = static_cast<pid_t>(std::stoi(task.path().filename()));
+      errno = 0;
+      const int nice = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
+      const int policy = sched_getscheduler(tid);
+      if (errno == 0 && policy >= 0) found = {policy, nice};
+    }
   }
   return found;
 }

@@ -1,9 +1,11 @@
 // UsageWriter: every pushed row reaches the database, in push order, in batches written by the
 // writer thread; destruction flushes; a failing database keeps the rows queued (reported) and a
-// later write stores them; the queue cap drops and counts the excess.
+// later write stores them; the queue cap drops and counts the excess. The writer runs in
+// SCHED_IDLE; a nice-19 backstop thread stores the queue when it reaches backstop_at_rows.
 #include "store/usage_writer.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -254,6 +256,44 @@ TEST_F(UsageWriterTest, WriterThreadRunsAtLowestPriority) {
   w.push(row(0));
   const int found_nice = enclave::testing::nice_of_thread_named("usage-writer", 19);
   EXPECT_EQ(found_nice, 19);
+}
+
+// With the interval far beyond the test and wake_at_rows out of reach, only the backstop can
+// store rows: it must do so when the queue reaches its mark, each time, in push order.
+TEST_F(UsageWriterTest, BackstopStoresTheQueueAtItsMarkWhenTheWriterDoesNot) {
+  UsageWriter w(*store_,
+                {.interval_ms = 3'600'000, .wake_at_rows = 100'000, .backstop_at_rows = 50});
+  for (int round = 1; round <= 2; ++round) {
+    const int first = (round - 1) * 50;
+    for (int i = first; i < first + 49; ++i) w.push(row(i));
+    EXPECT_EQ(w.rows_written(), static_cast<uint64_t>(first));  // below the mark: still queued
+    w.push(row(first + 49));                                    // reaches the mark
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (w.rows_written() < static_cast<uint64_t>(round * 50) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ASSERT_EQ(w.rows_written(), static_cast<uint64_t>(round * 50)) << "round " << round;
+    EXPECT_EQ(w.rows_queued(), 0u);
+    EXPECT_EQ(stored_ids(), ids(0, round * 50));
+  }
+  w.push(row(100));
+  w.stop();  // shutdown still stores what is queued below the mark
+  EXPECT_EQ(stored_ids(), ids(0, 101));
+}
+
+// The writer runs in SCHED_IDLE (never delays an io thread), its backstop in SCHED_OTHER at
+// nice 19 (makes progress when every core is busy).
+TEST_F(UsageWriterTest, WriterIsSchedIdleAndBackstopIsNice19) {
+  UsageWriter w(*store_, {.interval_ms = 3'600'000});
+  enclave::testing::NamedThreadScheduling writer =
+      enclave::testing::scheduling_of_thread_named("usage-writer", SCHED_IDLE);
+  EXPECT_EQ(writer.policy, SCHED_IDLE);
+  EXPECT_EQ(writer.nice, 19);
+  enclave::testing::NamedThreadScheduling backstop =
+      enclave::testing::scheduling_of_thread_named("usage-backstop", SCHED_OTHER);
+  EXPECT_EQ(backstop.policy, SCHED_OTHER);
+  EXPECT_EQ(backstop.nice, 19);
 }
 
 }  // namespace
