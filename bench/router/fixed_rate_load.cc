@@ -4,7 +4,11 @@
 //
 //   fixed_rate_load --port 8080 --path /v1/chat/completions --rate 1000 --duration 10
 //                   [--connections 64] [--warmup 2] [--body-file req.json] [--header 'K: V']...
-// Prints one line: rate, requests, errors, p50/p90/p99/p999/max latency in microseconds.
+//   fixed_rate_load --target direct=18081 --target gateway=18083 [--slice-ms 100] --rate 1000 ...
+// Prints one line per target: rate, requests, errors, p50/p90/p99/p999/max latency in
+// microseconds. With several targets the schedule rotates between them every slice (each gets
+// the full rate during its slices): slow drifts and stalls of a shared or virtual machine then
+// fall on every target alike, which back-to-back runs cannot promise.
 #include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -25,9 +29,15 @@ namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
+struct TargetSpec {
+  std::string name;
+  std::string port;
+};
+
 struct Options {
   std::string host = "127.0.0.1";
-  std::string port = "8080";
+  std::vector<TargetSpec> targets;  // --port P is one target named "target"
+  double slice_ms = 100;
   std::string path = "/v1/chat/completions";
   double rate = 1000;
   double duration_s = 10;
@@ -44,16 +54,28 @@ struct Stats {
 };
 
 class Load;
+class Conn;
+
+// One server under test: its own connections and figures.
+struct Target {
+  TargetSpec spec;
+  std::string request;
+  tcp::resolver::results_type endpoints;
+  std::vector<std::shared_ptr<Conn>> conns;
+  Stats stats;
+};
 
 class Conn : public std::enable_shared_from_this<Conn> {
  public:
-  Conn(Load& load, net::io_context& ioc) : load_(load), stream_(ioc) {}
+  Conn(Load& load, Target& target, net::io_context& ioc)
+      : load_(load), target_(target), stream_(ioc) {}
   void send(Clock::time_point scheduled);
   bool busy() const { return busy_; }
 
  private:
   void on_done(bool ok, int status);
   Load& load_;
+  Target& target_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   http::response<http::string_body> res_;
@@ -65,15 +87,20 @@ class Conn : public std::enable_shared_from_this<Conn> {
 class Load {
  public:
   Load(Options o, net::io_context& ioc) : o_(std::move(o)), ioc_(ioc), timer_(ioc) {
-    std::ostringstream req;
-    req << "POST " << o_.path << " HTTP/1.1\r\nHost: " << o_.host << ":" << o_.port
-        << "\r\nContent-Type: application/json\r\nContent-Length: " << o_.body.size()
-        << "\r\nConnection: keep-alive\r\n";
-    for (const auto& h : o_.headers) req << h << "\r\n";
-    req << "\r\n" << o_.body;
-    request_ = req.str();
     tcp::resolver r(ioc);
-    endpoints_ = r.resolve(o_.host, o_.port);
+    targets_.reserve(o_.targets.size());  // Conn holds Target&: no reallocation after this
+    for (const TargetSpec& spec : o_.targets) {
+      Target& t = targets_.emplace_back();
+      t.spec = spec;
+      std::ostringstream req;
+      req << "POST " << o_.path << " HTTP/1.1\r\nHost: " << o_.host << ":" << spec.port
+          << "\r\nContent-Type: application/json\r\nContent-Length: " << o_.body.size()
+          << "\r\nConnection: keep-alive\r\n";
+      for (const auto& h : o_.headers) req << h << "\r\n";
+      req << "\r\n" << o_.body;
+      t.request = req.str();
+      t.endpoints = r.resolve(o_.host, spec.port);
+    }
   }
 
   void run() {
@@ -89,7 +116,7 @@ class Load {
   void tick() {
     auto now = Clock::now();
     while (next_ <= now && next_ < end_) {
-      queue_.push_back(next_);
+      queue_.push_back({next_, target_at(next_)});
       next_ += interval_;
     }
     dispatch();
@@ -102,34 +129,37 @@ class Load {
     }
   }
 
+  // Requests go out in schedule order; one that finds all its target's connections busy waits
+  // (and the ones behind it with it), as a single-target run does.
   void dispatch() {
     while (!queue_.empty()) {
+      Target& target = targets_[queue_.front().target];
       std::shared_ptr<Conn> c;
-      for (auto& x : conns_) {
+      for (auto& x : target.conns) {
         if (!x->busy()) {
           c = x;
           break;
         }
       }
       if (!c) {
-        if (static_cast<int>(conns_.size()) >= o_.connections) return;  // wait for one
-        c = std::make_shared<Conn>(*this, ioc_);
-        conns_.push_back(c);
+        if (static_cast<int>(target.conns.size()) >= o_.connections) return;  // wait for one
+        c = std::make_shared<Conn>(*this, target, ioc_);
+        target.conns.push_back(c);
       }
-      Clock::time_point t = queue_.front();
+      Clock::time_point t = queue_.front().at;
       queue_.pop_front();
       c->send(t);
     }
   }
 
-  void record(Clock::time_point scheduled, bool ok, int status) {
+  void record(Target& target, Clock::time_point scheduled, bool ok, int status) {
     auto now = Clock::now();
     if (scheduled >= measure_from_) {
       if (!ok) {
-        ++stats_.errors;
+        ++target.stats.errors;
       } else {
-        if (status != 200) ++stats_.non_200;
-        stats_.latencies_us.push_back(
+        if (status != 200) ++target.stats.non_200;
+        target.stats.latencies_us.push_back(
             std::chrono::duration_cast<std::chrono::microseconds>(now - scheduled).count());
       }
     }
@@ -139,29 +169,37 @@ class Load {
 
   void maybe_stop() {
     if (!finished_scheduling_ || !queue_.empty()) return;
-    for (auto& c : conns_) {
-      if (c->busy()) return;
+    for (auto& t : targets_) {
+      for (auto& c : t.conns) {
+        if (c->busy()) return;
+      }
     }
     ioc_.stop();
   }
 
-  const std::string& request() const { return request_; }
-  const tcp::resolver::results_type& endpoints() const { return endpoints_; }
-  Stats& stats() { return stats_; }
+  std::vector<Target>& targets() { return targets_; }
   const Options& options() const { return o_; }
 
  private:
   Options o_;
   net::io_context& ioc_;
   net::steady_timer timer_;
-  std::string request_;
-  tcp::resolver::results_type endpoints_;
-  std::vector<std::shared_ptr<Conn>> conns_;
-  std::deque<Clock::time_point> queue_;
+  struct Scheduled {
+    Clock::time_point at;
+    size_t target;
+  };
+  // Which target a send scheduled at `t` goes to: slices rotate through the targets.
+  size_t target_at(Clock::time_point t) const {
+    if (targets_.size() == 1) return 0;
+    auto slice = std::chrono::nanoseconds(static_cast<int64_t>(o_.slice_ms * 1e6));
+    return static_cast<size_t>((t - start_) / slice) % targets_.size();
+  }
+
+  std::vector<Target> targets_;
+  std::deque<Scheduled> queue_;
   Clock::time_point start_, next_, end_, measure_from_;
   Clock::duration interval_{};
   bool finished_scheduling_ = false;
-  Stats stats_;
 };
 
 void Conn::send(Clock::time_point scheduled) {
@@ -169,7 +207,7 @@ void Conn::send(Clock::time_point scheduled) {
   scheduled_ = scheduled;
   auto self = shared_from_this();
   auto write = [self] {
-    net::async_write(self->stream_.socket(), net::buffer(self->load_.request()),
+    net::async_write(self->stream_.socket(), net::buffer(self->target_.request),
                      [self](beast::error_code ec, size_t) {
                        if (ec) return self->on_done(false, 0);
                        self->res_ = {};
@@ -181,7 +219,7 @@ void Conn::send(Clock::time_point scheduled) {
                      });
   };
   if (connected_) return write();
-  stream_.async_connect(load_.endpoints(), [self, write](beast::error_code ec, auto) {
+  stream_.async_connect(target_.endpoints, [self, write](beast::error_code ec, auto) {
     if (ec) return self->on_done(false, 0);
     self->connected_ = true;
     beast::error_code ignore;
@@ -198,7 +236,7 @@ void Conn::on_done(bool ok, int status) {
     connected_ = false;
     buffer_.clear();
   }
-  load_.record(scheduled_, ok, status);
+  load_.record(target_, scheduled_, ok, status);
 }
 
 int main(int argc, char** argv) {
@@ -208,7 +246,16 @@ int main(int argc, char** argv) {
     if (k == "--host")
       o.host = v;
     else if (k == "--port")
-      o.port = v;
+      o.targets.push_back({"target", v});
+    else if (k == "--target") {
+      size_t eq = v.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == v.size()) {
+        std::fprintf(stderr, "--target wants NAME=PORT, got '%s'\n", v.c_str());
+        return 2;
+      }
+      o.targets.push_back({v.substr(0, eq), v.substr(eq + 1)});
+    } else if (k == "--slice-ms")
+      o.slice_ms = std::stod(v);
     else if (k == "--path")
       o.path = v;
     else if (k == "--rate")
@@ -231,22 +278,30 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (o.targets.empty()) o.targets.push_back({"target", "8080"});
+  if (!(o.slice_ms > 0)) {
+    std::fprintf(stderr, "--slice-ms must be > 0\n");
+    return 2;
+  }
   net::io_context ioc(1);
   Load load(o, ioc);
   load.run();
-  auto& lat = load.stats().latencies_us;
-  std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) -> int64_t {
-    if (lat.empty()) return -1;
-    size_t idx = std::min(lat.size() - 1, static_cast<size_t>(p * (lat.size() - 1) + 0.5));
-    return lat[idx];
-  };
-  std::printf(
-      "rate=%.0f/s measured=%zu errors=%lld non200=%lld p50_us=%lld p90_us=%lld p99_us=%lld "
-      "p999_us=%lld max_us=%lld\n",
-      o.rate, lat.size(), static_cast<long long>(load.stats().errors),
-      static_cast<long long>(load.stats().non_200), static_cast<long long>(pct(0.5)),
-      static_cast<long long>(pct(0.9)), static_cast<long long>(pct(0.99)),
-      static_cast<long long>(pct(0.999)), static_cast<long long>(lat.empty() ? -1 : lat.back()));
+  for (Target& t : load.targets()) {
+    auto& lat = t.stats.latencies_us;
+    std::sort(lat.begin(), lat.end());
+    auto pct = [&](double p) -> int64_t {
+      if (lat.empty()) return -1;
+      size_t idx = std::min(lat.size() - 1, static_cast<size_t>(p * (lat.size() - 1) + 0.5));
+      return lat[idx];
+    };
+    if (o.targets.size() > 1) std::printf("%-16s ", t.spec.name.c_str());
+    std::printf(
+        "rate=%.0f/s measured=%zu errors=%lld non200=%lld p50_us=%lld p90_us=%lld p99_us=%lld "
+        "p999_us=%lld max_us=%lld\n",
+        o.rate, lat.size(), static_cast<long long>(t.stats.errors),
+        static_cast<long long>(t.stats.non_200), static_cast<long long>(pct(0.5)),
+        static_cast<long long>(pct(0.9)), static_cast<long long>(pct(0.99)),
+        static_cast<long long>(pct(0.999)), static_cast<long long>(lat.empty() ? -1 : lat.back()));
+  }
   return 0;
 }

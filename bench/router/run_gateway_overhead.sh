@@ -6,6 +6,10 @@
 # AUDIT_FSYNC (default batch): the server's audit/usage durability. The server default, always,
 # puts an fdatasync (~3.6 ms p50 on this machine's disk) into every chat request before its answer,
 # which alone is 30x the 100 us target; batch fsyncs every 20 ms in the background.
+# SLICE_MS (default 100): the three targets are measured in one run per rate, the load
+# generator rotating between them every SLICE_MS (each gets the full rate during its slices, and
+# DURATION_S of measured time in all), so the machine's drifts and stalls fall on all three
+# alike. SEQUENTIAL=1 measures them one after another instead (as PERF_OUT and CALLGRIND_OUT do).
 # ENCLAVE_BIN (optional): the enclave binary to measure instead of BUILD_DIR's (A/B runs of a
 # copied old binary against the new one, same load generator).
 # IO_THREADS (default 1): HTTP io threads of `enclave serve` (2 cores shared with nginx and the
@@ -13,6 +17,10 @@
 # PERF_OUT (optional): `perf record -g` of the serve process during its run at the first rate,
 # written to that file (read it with `perf report -i FILE --no-children`); PERF_CALL_GRAPH
 # replaces -g (e.g. "--call-graph dwarf -F 2000": the binary has no frame pointers).
+# KEEP_AWAKE=1 (optional): one SCHED_IDLE busy loop per CPU for the whole run (all three
+# targets alike). On a VM each blocking wait halts the vCPU and every wake-up then costs a host
+# reschedule (tens to hundreds of µs, the dominant p99 term here); the loops keep the vCPUs
+# running but yield to any other thread at once, so what is left is each path's own work.
 # CALLGRIND_OUT (optional): runs the serve process under valgrind's callgrind and counts the
 # instructions it executes (all threads) during its run at the first rate, written to FILE.1
 # (`callgrind_annotate --inclusive=yes FILE.1`). Unlike latency it does not depend on other load
@@ -30,6 +38,7 @@ MODEL=${MODEL:-$ROOT/../shared/fixtures/models/llama-tiny-F32.gguf}
 WORK=$(mktemp -d)
 P_UP=18081 P_PROXY=18082 P_GW=18083
 cleanup() {
+  for p in ${AWAKE_PIDS:-}; do kill "$p" 2>/dev/null || true; done
   [[ -n ${NGINX_PID:-} ]] && kill "$NGINX_PID" 2>/dev/null || true
   [[ -n ${GW_PID:-} ]] && kill "$GW_PID" 2>/dev/null || true
   wait 2>/dev/null || true
@@ -61,6 +70,13 @@ http {
   }
 }
 CONF
+AWAKE_PIDS=
+if [[ ${KEEP_AWAKE:-0} == 1 ]]; then
+  for _ in $(seq "$(nproc)"); do
+    chrt --idle 0 bash -c 'while :; do :; done' &
+    AWAKE_PIDS+=" $!"
+  done
+fi
 nginx -c "$WORK/nginx.conf" -e "$WORK/logs/error.log" &
 NGINX_PID=$!
 
@@ -90,7 +106,15 @@ echo '{"model":"deepseek-chat","messages":[{"role":"system","content":"You are a
 echo "enclave serve: --io-threads ${IO_THREADS:-1} --audit-fsync ${AUDIT_FSYNC:-batch}"
 echo "check: $(curl -s -D - -o /dev/null -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' --data @"$BODY" http://127.0.0.1:$P_GW/v1/chat/completions | grep -i '^x-enclave' | tr -d '\r' | tr '\n' ' ')"
 
+SEQ=${SEQUENTIAL:-0}
+[[ -n ${PERF_OUT:-}${CALLGRIND_OUT:-} ]] && SEQ=1
 for rate in "${RATES[@]}"; do
+  if [[ $SEQ != 1 ]]; then
+    "$LOAD" --target "direct=$P_UP" --target "nginx-proxy=$P_PROXY" --target "enclave-gateway=$P_GW" \
+      --slice-ms "${SLICE_MS:-100}" --rate "$rate" --duration "$((DUR * 3))" --warmup 2 \
+      --connections 64 --body-file "$BODY" --header "Authorization: Bearer $KEY"
+    continue
+  fi
   for target in "direct:$P_UP" "nginx-proxy:$P_PROXY" "enclave-gateway:$P_GW"; do
     name=${target%%:*} port=${target##*:}
     PERF_PID=
