@@ -106,13 +106,41 @@ echo '{"model":"deepseek-chat","messages":[{"role":"system","content":"You are a
 echo "enclave serve: --io-threads ${IO_THREADS:-1} --audit-fsync ${AUDIT_FSYNC:-batch}"
 echo "check: $(curl -s -D - -o /dev/null -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' --data @"$BODY" http://127.0.0.1:$P_GW/v1/chat/completions | grep -i '^x-enclave' | tr -d '\r' | tr '\n' ' ')"
 
+# The gateway's own time per request (its enclave_gateway_overhead_seconds histogram; upstream
+# waits excluded), as percentiles interpolated within the buckets, for the requests since $1 (a
+# previous /metrics text).
+overhead_since() {
+  curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$P_GW/metrics" |
+    awk -v before="$1" '
+      BEGIN { n = split(before, lines, "\n")
+              for (i = 1; i <= n; i++) if (lines[i] ~ /^enclave_gateway_overhead_seconds_bucket/) {
+                split(lines[i], f, " "); base[f[1]] = f[2] } }
+      /^enclave_gateway_overhead_seconds_bucket/ {
+        le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le)
+        k++; bound[k] = (le == "+Inf") ? 1e9 : le + 0; cum[k] = $2 - base[$1] }
+      END {
+        total = cum[k]; if (total <= 0) { print "enclave-overhead count=0"; exit }
+        printf "enclave-overhead count=%d", total
+        split("0.5 0.9 0.99", qs, " "); split("50 90 99", names, " ")
+        for (j = 1; j <= 3; j++) {
+          want = qs[j] * total; lo = 0; prev = 0
+          for (i = 1; i <= k; i++) {
+            if (cum[i] >= want) {
+              frac = (cum[i] - prev) > 0 ? (want - prev) / (cum[i] - prev) : 0
+              printf " p%s_us~%.0f", names[j], (lo + frac * (bound[i] - lo)) * 1e6; break }
+            lo = bound[i]; prev = cum[i] } }
+        print " (in-process; interpolated within buckets)" }'
+}
+
 SEQ=${SEQUENTIAL:-0}
 [[ -n ${PERF_OUT:-}${CALLGRIND_OUT:-} ]] && SEQ=1
 for rate in "${RATES[@]}"; do
   if [[ $SEQ != 1 ]]; then
+    BEFORE=$(curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$P_GW/metrics")
     "$LOAD" --target "direct=$P_UP" --target "nginx-proxy=$P_PROXY" --target "enclave-gateway=$P_GW" \
       --slice-ms "${SLICE_MS:-100}" --rate "$rate" --duration "$((DUR * 3))" --warmup 2 \
       --connections 64 --body-file "$BODY" --header "Authorization: Bearer $KEY"
+    overhead_since "$BEFORE"
     continue
   fi
   for target in "direct:$P_UP" "nginx-proxy:$P_PROXY" "enclave-gateway:$P_GW"; do

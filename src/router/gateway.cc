@@ -194,6 +194,11 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
   size_t idx = 0;
   int32_t attempt = 0;
   SteadyClock::time_point t0;
+  // Time spent waiting for upstream calls (from our request written to the answer read) and retry
+  // back-off: not the gateway's own work (enclave_gateway_overhead_seconds leaves it out).
+  SteadyClock::duration waited{};
+  SteadyClock::time_point wait_start;
+  bool awaiting = false;  // an upstream call of this job is out
 
   std::mutex mu;
   std::shared_ptr<UpstreamCallHandle> handle;
@@ -226,7 +231,10 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
     facts.redacted = static_cast<uint32_t>(redacted_here());
     facts.http_status = http_status;
     facts.outcome = std::move(outcome);
-    facts.latency_ms = ms_since(t0);
+    SteadyClock::time_point now = SteadyClock::now();
+    facts.latency_ms = std::chrono::duration<double, std::milli>(now - t0).count();
+    gw->services_.metrics.observe_gateway_overhead(
+        std::chrono::duration<double>(now - t0 - waited).count());
     if (gw->options_.on_facts) gw->options_.on_facts(facts);
   }
 
@@ -295,6 +303,7 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
     if (attempt < gw->config_.retries) {
       int64_t delay = gw->config_.retry_backoff_ms << attempt;
       ++attempt;
+      waited += std::chrono::milliseconds(delay);  // the timer's lateness counts as ours
       auto self = shared_from_this();
       gw->client_->schedule(
           delay, [self] { self->next(); }, ex->executor());
@@ -342,8 +351,13 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
     ev.on_body = [self](std::string_view bytes) { self->on_body(bytes); };
     ev.on_done = [self](Status st) { self->on_done(st); };
     // On the client connection's strand: the request stays on one thread end to end.
+    awaiting = true;
+    wait_start = SteadyClock::now();
     auto h = gw->client_->start(gw->endpoints_.at(b.name), std::move(call), std::move(ev),
                                 ex->executor());
+    // start() has written the request (or queued it behind a connect); unless it already ended
+    // the call (on_done ran inline), the wait for the upstream starts now.
+    if (awaiting) wait_start = SteadyClock::now();
     std::lock_guard lock(mu);
     handle = h;
     if (cancelled) h->cancel();
@@ -486,6 +500,10 @@ struct Gateway::RemoteJob : std::enable_shared_from_this<Gateway::RemoteJob> {
   }
 
   void on_done(Status st) {
+    if (awaiting) {
+      waited += SteadyClock::now() - wait_start;
+      awaiting = false;
+    }
     bool was_cancelled;
     {
       std::lock_guard lock(mu);

@@ -16,7 +16,7 @@ std::string num(double v) {
 
 void Histogram::observe(double seconds) {
   size_t i = 0;
-  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+  while (i < bounds_.size() && seconds > bounds_[i]) ++i;
   ++counts_[i];
   sum_ += seconds;
   ++count_;
@@ -24,11 +24,11 @@ void Histogram::observe(double seconds) {
 
 void Histogram::write(std::string& out, const std::string& name) const {
   uint64_t cumulative = 0;
-  for (size_t i = 0; i < kBounds.size(); ++i) {
+  for (size_t i = 0; i < bounds_.size(); ++i) {
     cumulative += counts_[i];
-    out += name + "_bucket{le=\"" + num(kBounds[i]) + "\"} " + std::to_string(cumulative) + "\n";
+    out += name + "_bucket{le=\"" + num(bounds_[i]) + "\"} " + std::to_string(cumulative) + "\n";
   }
-  cumulative += counts_[kBounds.size()];
+  cumulative += counts_[bounds_.size()];
   out += name + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
   out += name + "_sum " + num(sum_) + "\n";
   out += name + "_count " + std::to_string(count_) + "\n";
@@ -58,6 +58,11 @@ void Metrics::observe_ttft(double seconds) {
 void Metrics::observe_token_latency(double seconds) {
   std::lock_guard lock(mu_);
   token_latency_.observe(seconds);
+}
+
+void Metrics::observe_gateway_overhead(double seconds) {
+  std::lock_guard lock(mu_);
+  gateway_overhead_.observe(seconds);
 }
 
 void Metrics::add_cancelled() {
@@ -90,6 +95,10 @@ std::string Metrics::render(const engine::EngineStats* stats, bool ready) const 
   out += "# HELP enclave_token_latency_seconds Time between consecutive generated tokens.\n";
   out += "# TYPE enclave_token_latency_seconds histogram\n";
   token_latency_.write(out, "enclave_token_latency_seconds");
+  out += "# HELP enclave_gateway_overhead_seconds The routing gateway's own time per request ";
+  out += "(upstream waits and retry back-off excluded).\n";
+  out += "# TYPE enclave_gateway_overhead_seconds histogram\n";
+  gateway_overhead_.write(out, "enclave_gateway_overhead_seconds");
   out += "# HELP enclave_queue_depth Requests waiting for a slot.\n";
   out += "# TYPE enclave_queue_depth gauge\n";
   out += "enclave_queue_depth " + std::to_string(stats ? stats->queued : 0) + "\n";

@@ -12,6 +12,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <chrono>
 #include <cstring>
 #include <optional>
 
@@ -276,6 +277,9 @@ bool DeepSeekEmulator::handle(int fd, const std::string& method, std::string tar
                                       R"("model","owned_by":"deepseek"},{"id":"deepseek-reasoner",)"
                                       R"("object":"model","owned_by":"deepseek"}]})",
                                       keep_alive));
+  }
+  if (method == "POST" && options_.answer_delay_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.answer_delay_ms));
   }
   if (method == "POST" && (target == "/completions" || target == "/beta/completions")) {
     return handle_completion(fd, auth, body, keep_alive);

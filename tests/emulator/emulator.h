@@ -26,6 +26,8 @@ struct EmulatorOptions {
   // Chat answers carry logprobs even when the request did not ask (a backend that ignores the
   // field): the gateway must still withhold them from redacted answers.
   bool always_logprobs = false;
+  // Each chat or completion request waits this long before it is answered (a slow upstream).
+  int answer_delay_ms = 0;
 };
 
 class DeepSeekEmulator {

@@ -23,6 +23,7 @@ namespace {
 
 namespace json = boost::json;
 using enclave::testing::DeepSeekEmulator;
+using enclave::testing::EmulatorOptions;
 using server::testing::FakeBackend;
 using server::testing::Reply;
 
@@ -455,6 +456,34 @@ TEST_F(GatewayTest, BlocksWithTheReason) {
                   "/v1/completions");
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.headers["x-enclave-route"], "local");
+}
+
+TEST_F(GatewayTest, OverheadMetricLeavesOutTheUpstreamsTime) {
+  emu_->stop();
+  EmulatorOptions slow;
+  slow.answer_delay_ms = 300;
+  emu_ = std::make_unique<DeepSeekEmulator>(slow);
+  start("backends:\n" + cloud_backend() + "policies:\n  - {name: all, route: [deepseek]}\n",
+        /*with_local=*/false);
+  Reply r = post(port(), chat_body("hello slow cloud"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-enclave-route"], "deepseek");
+  // The facts (and the metric) are recorded right after the answer is handed over.
+  std::string m;
+  for (int i = 0;
+       i < 500 && m.find("enclave_gateway_overhead_seconds_count 1\n") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    m = server_->services().metrics.render(nullptr, true);
+  }
+  EXPECT_NE(m.find("enclave_gateway_overhead_seconds_count 1\n"), std::string::npos) << m;
+  std::vector<RouteFacts> f = facts();
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_GE(f[0].latency_ms, 300.0);  // the request took the upstream's 300 ms...
+  // ...which the gateway's own time leaves out: it is in the 100 ms bucket, not only in +Inf.
+  EXPECT_NE(m.find("enclave_gateway_overhead_seconds_bucket{le=\"0.1\"} 1\n"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("enclave_gateway_overhead_seconds_bucket{le=\"1e-05\"} "), std::string::npos)
+      << "microsecond buckets";
 }
 
 TEST_F(GatewayTest, LatencyBudgetRoutesLocally) {
