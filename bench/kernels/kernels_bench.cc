@@ -226,8 +226,9 @@ void BM_Decode4Rows16(benchmark::State& state) {
   matvec_bench(state, false, WeightLayout::kRows16, 4);
 }
 
-// args: type index, cols, rows, threads; 128 tokens
-void BM_Matmul128(benchmark::State& state) {
+// args: type index, cols, rows, threads; 128 tokens (the AMX prompt path where the CPU has it).
+// `layout`: rows16 is what the engine stores on AVX-512 CPUs, so prompts read it.
+void matmul128_bench(benchmark::State& state, WeightLayout layout) {
   const DType t = type_arg(state.range(0));
   const int64_t cols = state.range(1), rows = state.range(2);
   const int nt = static_cast<int>(state.range(3));
@@ -236,9 +237,10 @@ void BM_Matmul128(benchmark::State& state) {
   Buffer weights(row_bytes * static_cast<size_t>(rows));
   fill_random(weights.data, weights.size, 9);
   fix_scales(t, weights.data, weights.size);
+  if (layout == WeightLayout::kRows16) repack_rows16_in_place(t, weights.data, rows, cols);
   std::vector<float> x(static_cast<size_t>(cols * kTokens)), y(static_cast<size_t>(rows * kTokens));
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
-  const WeightMatrix w{t, weights.data, cols, rows, row_bytes};
+  const WeightMatrix w{t, weights.data, cols, rows, row_bytes, layout};
   std::vector<uint8_t> scratch(matmul_scratch_bytes(w, kTokens));
   ThreadPool& tp = pool(nt);
   const double cpu0 = pool_cpu_seconds(tp);
@@ -251,7 +253,13 @@ void BM_Matmul128(benchmark::State& state) {
                        static_cast<double>(state.iterations()) / 1e9;
   state.counters["GFLOPs"] = benchmark::Counter(gflop, benchmark::Counter::kIsRate);
   state.counters["cpu_GFLOPs"] = cpu_rate(gflop, cpu, nt);
-  state.SetLabel(std::string(dtype_name(t)));
+  state.SetLabel(std::string(dtype_name(t)) + (layout == WeightLayout::kRows16 ? " rows16" : ""));
+}
+void BM_Matmul128(benchmark::State& state) {
+  matmul128_bench(state, WeightLayout::kGguf);
+}
+void BM_Matmul128Rows16(benchmark::State& state) {
+  matmul128_bench(state, WeightLayout::kRows16);
 }
 
 void shapes(benchmark::internal::Benchmark* b) {
@@ -305,6 +313,11 @@ BENCHMARK(BM_Decode4Rows16)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Matmul128)
+    ->Apply(shapes)
+    ->ArgNames({"type", "cols", "rows", "threads"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Matmul128Rows16)
     ->Apply(shapes)
     ->ArgNames({"type", "cols", "rows", "threads"})
     ->UseRealTime()

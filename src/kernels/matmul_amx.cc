@@ -163,17 +163,20 @@ void unpack_q4_0(const uint8_t* w, size_t row_bytes, int n_valid, int64_t nb, ui
   });
 }
 
-// Four 64-byte rows16 vectors (dword r of vector k = bytes 4k..4k+3 of row r) transposed 4x4
-// within each 128-bit lane: lane L of rows[j] holds those 16 bytes of row 4L + j.
-inline void transpose_rows16_quad(const uint8_t* p, __m512i rows[4]) {
-  const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
-  const __m512i v2 = _mm512_loadu_si512(p + 128), v3 = _mm512_loadu_si512(p + 192);
-  const __m512i t0 = _mm512_unpacklo_epi32(v0, v1), t1 = _mm512_unpackhi_epi32(v0, v1);
-  const __m512i t2 = _mm512_unpacklo_epi32(v2, v3), t3 = _mm512_unpackhi_epi32(v2, v3);
+// Four rows16-style vectors (dword r of v[k] = bytes 4k..4k+3 of row r) transposed 4x4 within
+// each 128-bit lane: lane L of rows[j] holds those 16 bytes of row 4L + j.
+inline void transpose_quad(const __m512i v[4], __m512i rows[4]) {
+  const __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
+  const __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
   rows[0] = _mm512_unpacklo_epi64(t0, t2);
   rows[1] = _mm512_unpackhi_epi64(t0, t2);
   rows[2] = _mm512_unpacklo_epi64(t1, t3);
   rows[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+inline void transpose_rows16_quad(const uint8_t* p, __m512i rows[4]) {
+  const __m512i v[4] = {_mm512_loadu_si512(p), _mm512_loadu_si512(p + 64),
+                        _mm512_loadu_si512(p + 128), _mm512_loadu_si512(p + 192)};
+  transpose_quad(v, rows);
 }
 
 // The same tiles from one rows16 group (repack.h): per block the quant vectors transposed back
@@ -459,6 +462,186 @@ void unpack_q4_k(const uint8_t* w, size_t row_bytes, int n_valid, int64_t nsb, u
   }
 }
 
+// ---- K-quants from rows16 groups --------------------------------------------------------------
+// The same A tiles and scale data as unpack_q4_k / unpack_q6_k give for a group's 16 GGUF rows,
+// read straight from the group (repack.h), where dword r of every vector belongs to row r: the 16
+// rows' scales decode at once, vpmaddubsw against a per-row scale in alternate bytes gives the
+// int16 products of the even and the odd elements, and only the product bytes are transposed into
+// tile rows, 4 dword vectors at a time, stored as 16-byte runs. (Copying the group back to GGUF
+// rows first cost ~10 % of Q4_K_M prompt throughput.)
+
+// Bytes 0-7 (lo) and 8-15 (hi) of the int16 products of the even (pe) and odd (po) bytes of a
+// vector, each back at its element's byte: the two tile bytes store_split gives an element.
+inline void split_products(__m512i pe, __m512i po, __m512i* lo, __m512i* hi) {
+  const __m512i low_byte = _mm512_set1_epi16(0x00FF);
+  // 0xCA: first operand ? second : third, bit by bit.
+  *lo = _mm512_ternarylogic_epi32(low_byte, pe, _mm512_slli_epi16(po, 8), 0xCA);
+  *hi = _mm512_ternarylogic_epi32(low_byte, _mm512_srli_epi16(pe, 8), po, 0xCA);
+}
+
+// Byte `i` (0..3) of every dword of v, copied into bytes 0 and 2 of the dword (`odd`: 1 and 3),
+// the others zero: as vpmaddubsw's signed operand it multiplies only the even (odd) bytes of the
+// other operand, by row r's byte in lane r.
+inline __m512i spread_dword_byte(__m512i v, int i, bool odd) {
+  const auto z = static_cast<char>(0x80);  // vpshufb: zero this byte
+  const char b0 = static_cast<char>(i), b1 = static_cast<char>(4 + i);
+  const char b2 = static_cast<char>(8 + i), b3 = static_cast<char>(12 + i);
+  const __m128i ctl = odd ? _mm_setr_epi8(z, b0, z, b0, z, b1, z, b1, z, b2, z, b2, z, b3, z, b3)
+                          : _mm_setr_epi8(b0, z, b0, z, b1, z, b1, z, b2, z, b2, z, b3, z, b3, z);
+  return _mm512_shuffle_epi8(v, _mm512_broadcast_i32x4(ctl));
+}
+
+// d[k] (dword r = 4 bytes of row r) transposed and stored: row r gets d[0..3]'s dwords r as 16
+// bytes at base + r * row_stride.
+inline void store_quad(const __m512i d[4], uint8_t* base, size_t row_stride) {
+  __m512i rows[4];
+  transpose_quad(d, rows);
+#pragma GCC unroll 16
+  for (int j = 0; j < 4; ++j) {
+    auto at = [&](int lane) {
+      return reinterpret_cast<__m128i*>(base + (4 * lane + j) * row_stride);
+    };
+    _mm_storeu_si128(at(0), _mm512_castsi512_si128(rows[j]));
+    _mm_storeu_si128(at(1), _mm512_extracti32x4_epi32(rows[j], 1));
+    _mm_storeu_si128(at(2), _mm512_extracti32x4_epi32(rows[j], 2));
+    _mm_storeu_si128(at(3), _mm512_extracti32x4_epi32(rows[j], 3));
+  }
+}
+
+// Tile row bytes 16c..16c+15 of a step are its elements 8c..8c+7, then 32+8c..32+8c+7
+// (step_element): 4 dwords of 4 consecutive elements each, d[0..3] below.
+
+// Q4_K group: per super-block 3 scale vectors, then 32 qs vectors (vector 3 + m: qs bytes 4m..4m+3,
+// low nibbles elements 64(m / 8) + 4(m % 8).., high nibbles 32 further); tails d | dmin << 16.
+void unpack_q4_k_rows16(const uint8_t* group, int64_t nsb, uint8_t* out) {
+  constexpr size_t kInter = kTile * 140;
+  auto* wd = reinterpret_cast<float*>(out + nsb * 8 * kKTileBytes);
+  float* wdmin = wd + nsb * kTile;
+  auto* wmin = reinterpret_cast<int32_t*>(wdmin + nsb * kTile);
+  const uint8_t* tails = group + nsb * kInter;
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m6 = _mm512_set1_epi8(0x3F);
+  const __m512i m30 = _mm512_set1_epi8(0x30);
+  // vpshufb: bytes 2p and 2p + 1 of each dword as two int16 (the wmin pairs).
+  const auto z = static_cast<char>(0x80);
+  const __m512i pair_lo =
+      _mm512_broadcast_i32x4(_mm_setr_epi8(0, z, 1, z, 4, z, 5, z, 8, z, 9, z, 12, z, 13, z));
+  const __m512i pair_hi =
+      _mm512_broadcast_i32x4(_mm_setr_epi8(2, z, 3, z, 6, z, 7, z, 10, z, 11, z, 14, z, 15, z));
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    const uint8_t* v = group + sb * kInter;
+    const __m512i s0 = _mm512_loadu_si512(v), s1 = _mm512_loadu_si512(v + 64);
+    const __m512i s2 = _mm512_loadu_si512(v + 128);
+    // Byte j of sc[0] / mn[0]: scale / min of sub-block j; of sc[1] / mn[1]: of 4 + j (the
+    // k4_scale_min bit layout).
+    const __m512i sc[2] = {
+        _mm512_and_si512(s0, m6),
+        _mm512_or_si512(_mm512_and_si512(s2, m4), _mm512_and_si512(_mm512_srli_epi32(s0, 2), m30))};
+    const __m512i mn[2] = {_mm512_and_si512(s1, m6),
+                           _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), m4),
+                                           _mm512_and_si512(_mm512_srli_epi32(s1, 2), m30))};
+    const __m512i mins[4] = {
+        _mm512_shuffle_epi8(mn[0], pair_lo), _mm512_shuffle_epi8(mn[0], pair_hi),
+        _mm512_shuffle_epi8(mn[1], pair_lo), _mm512_shuffle_epi8(mn[1], pair_hi)};
+    store_quad(mins, reinterpret_cast<uint8_t*>(wmin + sb * kTile * 4), 4 * sizeof(int32_t));
+    const __m512i tail = _mm512_loadu_si512(tails + sb * 64);
+    _mm512_storeu_ps(wd + sb * kTile, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(tail)));
+    _mm512_storeu_ps(wdmin + sb * kTile,
+                     _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(tail, 16))));
+#pragma GCC unroll 16
+    for (int s = 0; s < 4; ++s) {
+      // Low nibbles: sub-block 2s; high nibbles: 2s + 1.
+      const __m512i lo_even = spread_dword_byte(sc[s / 2], (2 * s) % 4, false);
+      const __m512i lo_odd = spread_dword_byte(sc[s / 2], (2 * s) % 4, true);
+      const __m512i hi_even = spread_dword_byte(sc[s / 2], (2 * s + 1) % 4, false);
+      const __m512i hi_odd = spread_dword_byte(sc[s / 2], (2 * s + 1) % 4, true);
+      uint8_t* hi_tile = out + (sb * 4 + s) * 2 * kKTileBytes;
+      uint8_t* lo_tile = hi_tile + kKTileBytes;
+      const uint8_t* qs = v + 192 + 512 * s;
+#pragma GCC unroll 16
+      for (int c = 0; c < 4; ++c) {
+        __m512i hi_d[4], lo_d[4];
+#pragma GCC unroll 16
+        for (int k = 0; k < 2; ++k) {
+          const __m512i q = _mm512_loadu_si512(qs + 64 * (2 * c + k));
+          const __m512i ln = _mm512_and_si512(q, m4);
+          const __m512i hn = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+          split_products(_mm512_maddubs_epi16(ln, lo_even), _mm512_maddubs_epi16(ln, lo_odd),
+                         &lo_d[k], &hi_d[k]);
+          split_products(_mm512_maddubs_epi16(hn, hi_even), _mm512_maddubs_epi16(hn, hi_odd),
+                         &lo_d[2 + k], &hi_d[2 + k]);
+        }
+        store_quad(hi_d, hi_tile + 16 * c, 64);
+        store_quad(lo_d, lo_tile + 16 * c, 64);
+      }
+    }
+  }
+}
+
+// Q6_K group: per super-block 32 ql vectors, 16 qh vectors and 4 scale vectors, recoded
+// (q6_recode): for half h and m in 0..7, the bytes a, b, c of vectors 16h + m, 16h + 8 + m and
+// 32 + 8h + m hold 4 x u0, u1, u2 above two bits each of u3, the quants of elements
+// 128h + 32i + 4m.. (i = 0..3); tails: d.
+void unpack_q6_k_rows16(const uint8_t* group, int64_t nsb, uint8_t* out) {
+  constexpr size_t kInter = kTile * 208;
+  auto* wd = reinterpret_cast<float*>(out + nsb * 8 * kKTileBytes);
+  const uint8_t* tails = group + nsb * kInter;
+  const __m512i m3 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0F);
+  const __m512i m3f = _mm512_set1_epi8(0x3F);
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    const uint8_t* v = group + sb * kInter;
+    // Byte S % 4 of sc[S / 4]: the int8 scale of 16-element sub-block S.
+    const __m512i sc[4] = {_mm512_loadu_si512(v + 48 * 64), _mm512_loadu_si512(v + 49 * 64),
+                           _mm512_loadu_si512(v + 50 * 64), _mm512_loadu_si512(v + 51 * 64)};
+    _mm512_storeu_ps(
+        wd + sb * kTile,
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tails + sb * 32))));
+#pragma GCC unroll 16
+    for (int h = 0; h < 2; ++h) {
+#pragma GCC unroll 16
+      for (int c = 0; c < 4; ++c) {
+        __m512i u[2][4];  // [m - 2c][i]: quants (0..63) of elements 128h + 32i + 4m..
+#pragma GCC unroll 16
+        for (int k = 0; k < 2; ++k) {
+          const int m = 2 * c + k;
+          const __m512i a = _mm512_loadu_si512(v + (16 * h + m) * 64);
+          const __m512i b = _mm512_loadu_si512(v + (16 * h + 8 + m) * 64);
+          const __m512i cq = _mm512_loadu_si512(v + (32 + 8 * h + m) * 64);
+          u[k][0] = _mm512_and_si512(_mm512_srli_epi16(a, 2), m3f);
+          u[k][1] = _mm512_and_si512(_mm512_srli_epi16(b, 2), m3f);
+          u[k][2] = _mm512_and_si512(_mm512_srli_epi16(cq, 2), m3f);
+          // Bits 0-1 of a, b and c side by side (0xCA: first operand ? second : third).
+          const __m512i ab = _mm512_ternarylogic_epi32(m3, a, _mm512_slli_epi16(b, 2), 0xCA);
+          u[k][3] = _mm512_and_si512(
+              _mm512_ternarylogic_epi32(m0f, ab, _mm512_slli_epi16(cq, 4), 0xCA), m3f);
+        }
+        // Step 2h + e holds i = 2e (step elements 0..31) and 2e + 1 (32..63).
+#pragma GCC unroll 16
+        for (int e = 0; e < 2; ++e) {
+          __m512i hi_d[4], lo_d[4];
+#pragma GCC unroll 16
+          for (int di = 0; di < 2; ++di) {
+            const int i = 2 * e + di;
+            const int sub = 8 * h + 2 * i + c / 2;  // (128h + 32i + 4m) / 16 for m = 2c, 2c + 1
+            const __m512i even = spread_dword_byte(sc[sub / 4], sub % 4, false);
+            const __m512i odd = spread_dword_byte(sc[sub / 4], sub % 4, true);
+            // (u - 32) * scale = u * scale - 32 * scale: vpmaddubsw needs the unsigned u.
+            const __m512i scale32 = _mm512_srai_epi16(_mm512_slli_epi16(even, 8), 3);
+#pragma GCC unroll 16
+            for (int k = 0; k < 2; ++k) {
+              split_products(_mm512_sub_epi16(_mm512_maddubs_epi16(u[k][i], even), scale32),
+                             _mm512_sub_epi16(_mm512_maddubs_epi16(u[k][i], odd), scale32),
+                             &lo_d[2 * di + k], &hi_d[2 * di + k]);
+            }
+          }
+          uint8_t* hi_tile = out + (sb * 4 + 2 * h + e) * 2 * kKTileBytes;
+          store_quad(hi_d, hi_tile + 16 * c, 64);
+          store_quad(lo_d, hi_tile + kKTileBytes + 16 * c, 64);
+        }
+      }
+    }
+  }
+}
+
 template <bool kQ4K>
 inline void scale_kquant(const IntTile& hi, const IntTile& lo, const float* wd, const float* wdmin,
                          const int32_t* wmin, const int32_t* bs, const float* da, AccTile& acc) {
@@ -597,6 +780,31 @@ void unpack(DType type, const uint8_t* w, size_t row_bytes, int n_valid, int64_t
   }
 }
 
+// One rows16 group (16 rows; rows16 matrices have no partial groups).
+void unpack_group(DType type, const uint8_t* group, int64_t nb, uint8_t* out) {
+  switch (type) {
+    case DType::kQ4_0:
+      return unpack_q4_0_rows16(group, nb, out);
+    case DType::kQ8_0:
+      return unpack_q8_0_rows16(group, nb, out);
+    case DType::kQ4_K:
+      return unpack_q4_k_rows16(group, nb, out);
+    default:
+      return unpack_q6_k_rows16(group, nb, out);
+  }
+}
+
+// Rows [row0, row0 + 16) of w (fewer at the end), in either layout. rows16 weights (repack.h):
+// the 16-row tile is one group, unpacked into the same tile bytes as its GGUF rows give, so the
+// results are those of the GGUF layout.
+void unpack_tile(const WeightMatrix& w, const Plan& p, int64_t row0, uint8_t* out) {
+  const uint8_t* src =
+      static_cast<const uint8_t*>(w.data) + static_cast<size_t>(row0) * w.row_bytes;
+  if (w.layout == WeightLayout::kRows16) return unpack_group(w.type, src, p.n_blocks, out);
+  const int valid = static_cast<int>(std::min<int64_t>(kTile, w.rows - row0));
+  unpack(w.type, src, w.row_bytes, valid, p.n_blocks, out);
+}
+
 void prepare_token(DType type, const void* a_quant, int64_t nb, int slot, uint8_t* mtile) {
   switch (type) {
     case DType::kQ4_0:
@@ -629,6 +837,14 @@ void run_tiles(const Plan& p, int n_nt, int n_mt, const uint8_t* const* w, const
 }
 
 }  // namespace
+
+size_t amx_unpacked_tile_bytes(const WeightMatrix& w) {
+  return make_plan(w).weight_bytes;
+}
+
+void amx_unpack_tile(const WeightMatrix& w, int64_t row0, uint8_t* out) {
+  unpack_tile(w, make_plan(w), row0, out);
+}
 
 size_t amx_scratch_bytes(const WeightMatrix& w, int64_t n_tokens) {
   const Plan p = make_plan(w);
@@ -671,16 +887,10 @@ void amx_matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* 
   const int64_t chunk_rows = kTile * p.n_tiles_per_chunk;
   const int64_t n_chunks = (w.rows + chunk_rows - 1) / chunk_rows;
   std::atomic<int64_t> next{0};
-  const auto* wd = static_cast<const uint8_t*>(w.data);
   pool.run_ref([&](int, int) {
     if (next.load(std::memory_order_relaxed) >= n_chunks) return;
     configure_tiles(p.kquant ? 64 : 32);
     AlignedBuffer wbuf = make_buffer(p.weight_bytes * static_cast<size_t>(p.n_tiles_per_chunk));
-    // rows16 weights (repack.h): each 16-row tile is one group, unpacked into the same tile
-    // bytes as the GGUF rows give, so the results are those of the GGUF layout.
-    const bool rows16 = w.layout == WeightLayout::kRows16;
-    const bool via_rows = rows16 && w.type != DType::kQ4_0 && w.type != DType::kQ8_0;
-    std::vector<uint8_t> gguf_rows(via_rows ? kTile * w.row_bytes : 0);
     alignas(64) AccTile acc[4];
     for (;;) {
       const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
@@ -690,21 +900,7 @@ void amx_matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* 
       const int n_nt = static_cast<int>((rows_left + kTile - 1) / kTile);
       const uint8_t* wt[2] = {wbuf.get(), wbuf.get() + p.weight_bytes};
       for (int i = 0; i < n_nt; ++i) {
-        const int valid = static_cast<int>(std::min<int64_t>(kTile, rows_left - i * kTile));
-        const uint8_t* src = wd + static_cast<size_t>(r0 + i * kTile) * w.row_bytes;
-        if (rows16 && w.type == DType::kQ4_0) {
-          unpack_q4_0_rows16(src, p.n_blocks, wbuf.get() + i * p.weight_bytes);
-        } else if (rows16 && w.type == DType::kQ8_0) {
-          unpack_q8_0_rows16(src, p.n_blocks, wbuf.get() + i * p.weight_bytes);
-        } else if (rows16) {
-          // Other rows16 types: back to GGUF rows first (prompt batches are compute-bound; the
-          // copy is a small part of a tile's work).
-          avx512_rows16_to_rows(w.type, src, w.cols, gguf_rows.data(), w.row_bytes);
-          unpack(w.type, gguf_rows.data(), w.row_bytes, valid, p.n_blocks,
-                 wbuf.get() + i * p.weight_bytes);
-        } else {
-          unpack(w.type, src, w.row_bytes, valid, p.n_blocks, wbuf.get() + i * p.weight_bytes);
-        }
+        unpack_tile(w, p, r0 + i * kTile, wbuf.get() + i * p.weight_bytes);
       }
       for (int64_t mt = 0; mt < n_mt; mt += 2) {
         const int m_count = static_cast<int>(std::min<int64_t>(2, n_mt - mt));

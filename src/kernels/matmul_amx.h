@@ -39,6 +39,12 @@ inline bool amx_applies(DType weight_type, int64_t n_tokens) {
 // Bytes of prepared (tile-layout) activations amx_matmul needs for n_tokens rows.
 size_t amx_scratch_bytes(const WeightMatrix& w, int64_t n_tokens);
 
+// Test hooks: the A tiles and per-row scale data amx_matmul unpacks for rows [row0, row0 + 16)
+// of w (either layout; row0 a multiple of 16). `out`: 64-byte aligned, amx_unpacked_tile_bytes(w)
+// bytes (the tail of the last 64 is not written). Only where amx_available(w.type).
+size_t amx_unpacked_tile_bytes(const WeightMatrix& w);
+void amx_unpack_tile(const WeightMatrix& w, int64_t row0, uint8_t* out);
+
 // y = W x on AMX tiles (only when amx_available). `scratch` is used when it holds
 // matmul_scratch_bytes(w, n_tokens) >= amx_scratch_bytes(w, n_tokens) bytes, else allocated.
 // Every (row, token) result follows one operation sequence (per-block integer tile products,

@@ -137,10 +137,6 @@ void q6_recode_block(uint8_t* block) {
     }
   }
 }
-// One rows16 group of a `cols`-wide matrix back to its 16 GGUF rows (row_bytes apart): the
-// AVX-512 twin of unpack_rows16 for one group, for the AMX prompt path.
-void avx512_rows16_to_rows(DType weight_type, const uint8_t* group, int64_t cols, uint8_t* rows,
-                           size_t row_bytes);
 
 // Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7).
 inline void k4_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* mn) {

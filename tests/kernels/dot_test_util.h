@@ -13,6 +13,7 @@
 #include "core/fp16.h"
 #include "kernels/matmul.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/repack.h"
 
 namespace enclave::kernels::testing {
 
@@ -314,6 +315,21 @@ inline Matrix random_matrix(DType t, int64_t rows, int64_t cols, std::mt19937& r
 
 // Uniform activations: per-block absmax 8-bit quantization then costs ~0.4% RMS
 // (step/sqrt(12) against a uniform's sd), well inside the matmul tests' 1% bound.
+// A rows16 copy (kernels/repack.h) of m.
+struct Rows16Copy {
+  std::vector<uint8_t> data;
+  WeightMatrix w;
+};
+inline Rows16Copy rows16_copy(const Matrix& m) {
+  Rows16Copy p;
+  p.data.resize(m.data.size());
+  repack_rows16(m.w.type, m.data.data(), p.data.data(), m.w.rows, m.w.cols);
+  p.w = m.w;
+  p.w.data = p.data.data();
+  p.w.layout = WeightLayout::kRows16;
+  return p;
+}
+
 inline std::vector<float> random_x(int64_t n, std::mt19937& rng) {
   std::uniform_real_distribution<float> d(-1.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(n));

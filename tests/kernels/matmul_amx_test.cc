@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "core/cpu_features.h"
 #include "dot_test_util.h"
 #include "kernels/matmul.h"
+#include "kernels/repack.h"
 #include "kernels/vec_dot.h"
 
 namespace enclave::kernels {
@@ -31,6 +33,8 @@ using testing::Matrix;
 using testing::random_matrix;
 using testing::random_x;
 using testing::rel_err;
+using testing::rows16_copy;
+using testing::Rows16Copy;
 
 std::vector<int64_t> cols_for(DType t) {
   if (dtype_traits(t).block_elems == 256) return {256, 768};
@@ -163,6 +167,85 @@ TEST(MatmulAmx, SmallBatchesKeepTheVecDotBits) {
     quantize_activation(DType::kQ8_0, x.data() + tok * cols, a.data(), cols);
     for (int64_t r = 0; r < rows; ++r)
       ASSERT_EQ(y[tok * rows + r], vec_dot(t, m.data.data() + r * m.w.row_bytes, a.data(), cols));
+  }
+}
+
+// The column counts of the rows16 tests: one block, an odd count, and an FFN width (8960).
+std::vector<int64_t> rows16_cols(DType t) {
+  if (dtype_traits(t).block_elems == 256) return {256, 768, 8960};
+  return {32, 160, 8960};
+}
+
+// A 64-byte aligned buffer of n bytes, every byte `fill`.
+struct TileBuffer {
+  explicit TileBuffer(size_t n, uint8_t fill) : bytes(n + 64, fill) {
+    const auto a = reinterpret_cast<uintptr_t>(bytes.data());
+    data = bytes.data() + ((64 - a % 64) % 64);
+  }
+  std::vector<uint8_t> bytes;
+  uint8_t* data;
+};
+
+// Each rows16 group unpacks, read directly, into exactly the A tiles and per-row scale data that
+// its 16 GGUF rows give, for random bytes (any scale, min, quant and f16 field) and for bytes
+// drawn from 0x00, 0x7F, 0x80, 0xFF (extreme Q4_K scales, mins and nibbles; Q6_K scales -128 and
+// 127 and 6-bit quants 0 and 63).
+TEST(MatmulAmx, Rows16GroupsUnpackToTheGgufTiles) {
+  SKIP_WITHOUT_AMX();
+  std::mt19937 rng(25);
+  for (DType t : kAmxTypes) {
+    for (int64_t cols : rows16_cols(t)) {
+      for (bool extreme : {false, true}) {
+        const int64_t rows = 48;
+        Matrix m = random_matrix(t, rows, cols, rng);
+        if (extreme) {
+          static constexpr uint8_t kExtremes[] = {0x00, 0x7F, 0x80, 0xFF};
+          std::uniform_int_distribution<int> pick(0, 3);
+          for (auto& b : m.data) b = kExtremes[pick(rng)];
+        }
+        const Rows16Copy p = rows16_copy(m);
+        const size_t n = detail::amx_unpacked_tile_bytes(m.w);
+        ASSERT_EQ(n, detail::amx_unpacked_tile_bytes(p.w));
+        for (int64_t row0 = 0; row0 < rows; row0 += kRows16) {
+          TileBuffer want(n, 0xA5), got(n, 0xA5);
+          detail::amx_unpack_tile(m.w, row0, want.data);
+          detail::amx_unpack_tile(p.w, row0, got.data);
+          size_t first_diff = n;
+          for (size_t i = 0; i < n && first_diff == n; ++i) {
+            if (want.data[i] != got.data[i]) first_diff = i;
+          }
+          EXPECT_EQ(first_diff, n)
+              << dtype_name(t) << " cols=" << cols << " extreme=" << extreme << " rows " << row0
+              << "..: first differing byte (of " << n << ")";
+        }
+      }
+    }
+  }
+}
+
+// Whole products: rows16 weights give the GGUF layout's bits for 1-3 threads, 16-130 tokens.
+TEST(MatmulAmx, Rows16GivesTheGgufBits) {
+  SKIP_WITHOUT_AMX();
+  std::mt19937 rng(26);
+  ThreadPool p1(1), p2(2), p3(3);
+  ThreadPool* pools[] = {&p1, &p2, &p3};
+  for (DType t : kAmxTypes) {
+    for (int64_t cols : rows16_cols(t)) {
+      const int64_t rows = 48;
+      const Matrix m = random_matrix(t, rows, cols, rng);
+      const Rows16Copy p = rows16_copy(m);
+      for (int64_t n_tokens : {int64_t{16}, int64_t{57}, int64_t{130}}) {
+        const auto x = random_x(n_tokens * cols, rng);
+        std::vector<float> want(static_cast<size_t>(n_tokens * rows));
+        matmul(m.w, x.data(), n_tokens, want.data(), p2, nullptr, MatmulMode::kPrompt);
+        for (ThreadPool* pool : pools) {
+          std::vector<float> y(want.size());
+          matmul(p.w, x.data(), n_tokens, y.data(), *pool, nullptr, MatmulMode::kPrompt);
+          EXPECT_EQ(y, want) << dtype_name(t) << " cols=" << cols << " n_tokens=" << n_tokens
+                             << " threads=" << pool->size();
+        }
+      }
+    }
   }
 }
 

@@ -21,22 +21,9 @@ namespace {
 using testing::Matrix;
 using testing::random_matrix;
 using testing::random_x;
+using testing::rows16_copy;
+using Packed = testing::Rows16Copy;
 using testing::rel_err;
-
-// A rows16 copy of m.
-struct Packed {
-  std::vector<uint8_t> data;
-  WeightMatrix w;
-};
-Packed pack(const Matrix& m) {
-  Packed p;
-  p.data.resize(m.data.size());
-  repack_rows16(m.w.type, m.data.data(), p.data.data(), m.w.rows, m.w.cols);
-  p.w = m.w;
-  p.w.data = p.data.data();
-  p.w.layout = WeightLayout::kRows16;
-  return p;
-}
 
 // y = W x through the scalar reference kernel, group by group (the definition of the bits).
 std::vector<float> scalar_rows16_product(const Packed& p, const std::vector<float>& x,
@@ -97,7 +84,7 @@ TEST(Rows16, RepackIsLossless) {
   for (const TypeCase& tc : kTypes) {
     for (int64_t cols : tc.cols) {
       const Matrix m = random_matrix(tc.type, 48, cols, rng);
-      const Packed p = pack(m);
+      const Packed p = rows16_copy(m);
       const std::string where = std::string(dtype_name(tc.type)) + " cols " + std::to_string(cols);
       EXPECT_NE(p.data, m.data) << where;
       std::vector<uint8_t> back(m.data.size());
@@ -106,15 +93,6 @@ TEST(Rows16, RepackIsLossless) {
       std::vector<uint8_t> in_place = m.data;
       repack_rows16_in_place(tc.type, in_place.data(), 48, cols);
       EXPECT_EQ(in_place, p.data) << where;
-      if (best_simd_level() == SimdLevel::kAvx512) {  // the AMX path's fast group unpack
-        std::vector<uint8_t> fast(m.data.size());
-        const size_t group_bytes = kRows16 * m.w.row_bytes;
-        for (size_t g = 0; g < m.data.size() / group_bytes; ++g) {
-          detail::avx512_rows16_to_rows(tc.type, p.data.data() + g * group_bytes, cols,
-                                        fast.data() + g * group_bytes, m.w.row_bytes);
-        }
-        EXPECT_EQ(fast, m.data) << where;
-      }
       std::vector<uint8_t> row(m.w.row_bytes);
       for (int64_t r : {0, 7, 15, 16, 47}) {
         rows16_read_row(tc.type, p.data.data(), cols, r, row.data());
@@ -153,7 +131,7 @@ TEST(Rows16, MatmulEqualsScalarReference) {
     for (int64_t cols : {tc.cols[1], tc.cols[2]}) {
       const int64_t rows = 80;
       const Matrix m = random_matrix(tc.type, rows, cols, rng);
-      const Packed p = pack(m);
+      const Packed p = rows16_copy(m);
       const std::string where = std::string(dtype_name(tc.type)) + " cols " + std::to_string(cols);
       for (int64_t n_tokens : {1, 2, 3, 4, 5, 9}) {
         const auto x = random_x(n_tokens * cols, rng);
@@ -185,7 +163,7 @@ TEST(Rows16, BatchAndGroupingDoNotChangeBits) {
   for (const TypeCase& tc : kTypes) {
     const Matrix a = random_matrix(tc.type, 64, cols, rng);
     const Matrix b = random_matrix(tc.type, 32, cols, rng);
-    const Packed pa = pack(a), pb = pack(b);
+    const Packed pa = rows16_copy(a), pb = rows16_copy(b);
     const int64_t n_tokens = 3;
     const auto x = random_x(n_tokens * cols, rng);
     std::vector<float> ya(static_cast<size_t>(n_tokens * 64));
@@ -205,8 +183,8 @@ TEST(Rows16, BatchAndGroupingDoNotChangeBits) {
   }
 }
 
-// Prompt batches on AMX read the rows16 weights back into GGUF rows: the same bits as the GGUF
-// layout gives.
+// Prompt batches on AMX unpack the rows16 groups into the tiles the GGUF rows give: the same bits
+// as the GGUF layout gives.
 TEST(Rows16, PromptPathKeepsGgufBits) {
   std::mt19937 rng(34);
   ThreadPool pool(2);
@@ -214,7 +192,7 @@ TEST(Rows16, PromptPathKeepsGgufBits) {
     if (!detail::amx_available(tc.type)) continue;
     const int64_t cols = 512, rows = 96, n_tokens = 40;
     const Matrix m = random_matrix(tc.type, rows, cols, rng);
-    const Packed p = pack(m);
+    const Packed p = rows16_copy(m);
     const auto x = random_x(n_tokens * cols, rng);
     std::vector<float> y(static_cast<size_t>(n_tokens * rows)), want(y.size());
     matmul(m.w, x.data(), n_tokens, want.data(), pool, nullptr, MatmulMode::kPrompt);
