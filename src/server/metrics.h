@@ -30,8 +30,8 @@ class Histogram {
   void write(std::string& out, const std::string& name) const;
 
  private:
-  const Bounds& bounds_;                   // one of the constants above
-  std::array<uint64_t, 12 + 1> counts_{};  // last: +Inf
+  const Bounds& bounds_;                                          // one of the constants above
+  std::array<uint64_t, std::tuple_size_v<Bounds> + 1> counts_{};  // last: +Inf
   double sum_ = 0;
   uint64_t count_ = 0;
 };
