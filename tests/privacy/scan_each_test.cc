@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "privacy/scanner.h"
+#include "scanner_test_util.h"
 #include "synthetic.h"
 
 namespace enclave::privacy {
@@ -16,11 +17,7 @@ namespace {
 
 namespace td = testdata;
 
-std::unique_ptr<SensitivityScanner> make(const ScanRules& rules = {}) {
-  auto s = SensitivityScanner::create(rules);
-  EXPECT_TRUE(s) << (s ? "" : s.error().message);
-  return s ? std::move(*s) : nullptr;
-}
+using testing::make_scanner;
 
 // scan_each(texts) must equal scan(t) for every t; returns the per-text findings.
 std::vector<std::vector<Finding>> expect_same_as_scan(const SensitivityScanner& s,
@@ -78,7 +75,7 @@ std::vector<std::string> boundary_texts() {
 }
 
 TEST(ScanEach, SameFindingsAsScanningEachTextAlone) {
-  auto s = make();
+  auto s = make_scanner();
   const auto texts = boundary_texts();
   auto each = expect_same_as_scan(*s, texts);
   ASSERT_EQ(each.size(), texts.size());
@@ -105,7 +102,7 @@ TEST(ScanEach, SameFindingsAsScanningEachTextAlone) {
 }
 
 TEST(ScanEach, NothingIsFoundAcrossTwoTexts) {
-  auto s = make();
+  auto s = make_scanner();
   const std::string id = td::cn_id("110101", "19900307", "123");
   const std::vector<std::pair<std::string, std::string>> halves = {
       {"call 138123", "45678 now"},
@@ -136,7 +133,7 @@ TEST(ScanEach, OperatorKeywordsAndRegexesStayPerText) {
   const std::vector<std::string> texts = {
       "Phoenix", "about phoenix", "es and 凤凰", "计划 REC123", "456 and REC654321", "凤凰计划。",
   };
-  auto each = expect_same_as_scan(*make(rules), texts);
+  auto each = expect_same_as_scan(*make_scanner(rules), texts);
   ASSERT_EQ(each.size(), texts.size());
   EXPECT_EQ(each[0].size(), 1u);
   EXPECT_EQ(each[1].size(), 1u);
@@ -149,7 +146,8 @@ TEST(ScanEach, OperatorKeywordsAndRegexesStayPerText) {
 
   // Hyperscan operator regexes could match the separator: scanned one text at a time.
   rules.terms.push_back({"any", Level::kInternal, {}, {R"(X[^a]Y)"}});
-  auto each2 = expect_same_as_scan(*make(rules), {"ends with X", "Y starts", "X-Y", "Phoenix"});
+  auto each2 =
+      expect_same_as_scan(*make_scanner(rules), {"ends with X", "Y starts", "X-Y", "Phoenix"});
   ASSERT_EQ(each2.size(), 4u);
   EXPECT_TRUE(each2[0].empty());
   EXPECT_TRUE(each2[1].empty());
@@ -158,7 +156,7 @@ TEST(ScanEach, OperatorKeywordsAndRegexesStayPerText) {
 }
 
 TEST(ScanEach, RandomSplitsOfMixedTextMatchScan) {
-  auto s = make();
+  auto s = make_scanner();
   const std::string id = td::cn_id("330106", "19880512", "031");
   const std::string text = "张三，身份证" + id + "，手机13912345678，邮箱zs@example.cn。" +
                            "Card 4111111111111111 exp 12/29, server 10.1.2.3, key " +
@@ -191,7 +189,7 @@ TEST(ScanEach, RandomSplitsOfMixedTextMatchScan) {
 }
 
 TEST(ScanEach, ErrorsNameTheFirstBadText) {
-  auto s = make();
+  auto s = make_scanner();
   const std::string bad = "ok \xe4\xb8";
   std::vector<std::string_view> texts = {"", "13812345678", bad, "\xff"};
   size_t failed = 99;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "privacy/validators.h"
+#include "scanner_test_util.h"
 #include "synthetic.h"
 
 namespace enclave::privacy {
@@ -16,11 +17,7 @@ namespace {
 
 namespace td = testdata;
 
-std::unique_ptr<SensitivityScanner> make(const ScanRules& rules = {}) {
-  auto s = SensitivityScanner::create(rules);
-  EXPECT_TRUE(s) << (s ? "" : s.error().message);
-  return s ? std::move(*s) : nullptr;
-}
+using testing::make_scanner;
 
 std::vector<Finding> scan(const SensitivityScanner& s, std::string_view text) {
   auto r = s.scan(text);
@@ -45,14 +42,14 @@ TEST(Level, OrderNamesAndMax) {
 }
 
 TEST(Scanner, EmptyInputHasNoFindings) {
-  auto s = make();
+  auto s = make_scanner();
   auto r = s->scan("");
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->empty());
 }
 
 TEST(Scanner, InvalidUtf8IsAnErrorNamingTheOffset) {
-  auto s = make();
+  auto s = make_scanner();
   for (std::string bad : {std::string("\xff"
                                       "abc"),
                           std::string("\xc3"
@@ -68,7 +65,7 @@ TEST(Scanner, InvalidUtf8IsAnErrorNamingTheOffset) {
 }
 
 TEST(Scanner, CodePointOffsetsWithCjk) {
-  auto s = make();
+  auto s = make_scanner();
   const std::string text = "电话：13812345678，邮箱：a@b.cn";
   auto f = scan(*s, text);
   ASSERT_EQ(f.size(), 2u);
@@ -85,7 +82,7 @@ TEST(Scanner, CodePointOffsetsWithCjk) {
 
 TEST(Scanner, DefaultLevelsAndOverrides) {
   const std::string text = "key AKIAIOSFODNN7EXAMPLE mail a@example.com ip 10.0.0.1";
-  auto s = make();
+  auto s = make_scanner();
   auto f = scan(*s, text);
   ASSERT_EQ(f.size(), 3u);
   EXPECT_EQ(f[0].level, Level::kSecret);
@@ -96,7 +93,7 @@ TEST(Scanner, DefaultLevelsAndOverrides) {
   ScanRules rules;
   rules.builtins["email"].level = Level::kInternal;
   rules.builtins["ipv4"].enabled = false;
-  auto s2 = make(rules);
+  auto s2 = make_scanner(rules);
   auto f2 = scan(*s2, text);
   ASSERT_EQ(f2.size(), 2u);
   EXPECT_EQ(f2[1].type, "email");
@@ -115,7 +112,7 @@ TEST(Scanner, UnknownBuiltinIsRejected) {
 TEST(Scanner, OperatorKeywordsAreCaseInsensitiveAndBounded) {
   ScanRules rules;
   rules.terms.push_back({"codename", Level::kSecret, {"Phoenix", "凤凰计划", "X-Ray"}, {}});
-  auto s = make(rules);
+  auto s = make_scanner(rules);
   const std::string text = "PHOENIX launch; 启动凤凰计划了; phoenixes; x-ray done; aphoenix";
   auto f = scan(*s, text);
   ASSERT_EQ(f.size(), 3u);
@@ -134,7 +131,7 @@ TEST(Scanner, OperatorRegexesHyperscanAndPcreFallback) {
   rules.terms.push_back({"record", Level::kConfidential, {}, {R"(REC(?=\d{6}\b)\d{6})"}});
   // UTF-8 mode: '.' is one code point.
   rules.terms.push_back({"cn_record", Level::kConfidential, {}, {"病历.号\\d{3}"}});
-  auto s = make(rules);
+  auto s = make_scanner(rules);
   const std::string text = "see PRJ-1234 and REC123456 not REC1234567; 病历甲号123";
   auto f = scan(*s, text);
   ASSERT_EQ(f.size(), 3u);
@@ -163,7 +160,7 @@ TEST(Scanner, InvalidTermRulesAreRejectedWithoutEchoingThem) {
 TEST(Scanner, OverlapLongestWinsAndInheritsLevel) {
   ScanRules rules;
   rules.terms.push_back({"codename", Level::kSecret, {"phoenix"}, {}});
-  auto s = make(rules);
+  auto s = make_scanner(rules);
   // The keyword sits inside an e-mail address: the longer e-mail wins, at the keyword's level.
   auto f = scan(*s, "write to phoenix@example.com now");
   ASSERT_EQ(f.size(), 1u);
@@ -174,7 +171,7 @@ TEST(Scanner, OverlapLongestWinsAndInheritsLevel) {
 }
 
 TEST(Scanner, OverlapTieGoesToMoreSpecificType) {
-  auto s = make();
+  auto s = make_scanner();
   // "+86 ..." is both phone_cn and phone_intl with the same span: phone_cn is more specific.
   auto f = scan(*s, "call +86 13812345678");
   ASSERT_EQ(f.size(), 1u);
@@ -189,7 +186,7 @@ TEST(Scanner, OverlapTieGoesToMoreSpecificType) {
 }
 
 TEST(Scanner, TruncatedPemCoversItsBody) {
-  auto s = make();
+  auto s = make_scanner();
   const std::string text = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB\nabc+/=\n\n中文";
   auto f = scan(*s, text);
   ASSERT_EQ(f.size(), 1u);
@@ -199,7 +196,7 @@ TEST(Scanner, TruncatedPemCoversItsBody) {
 }
 
 TEST(Scanner, OneMegabyteInput) {
-  auto s = make();
+  auto s = make_scanner();
   std::string text;
   const std::string id = td::cn_id("320102", "19790615", "018");
   size_t n_items = 0;
@@ -218,7 +215,7 @@ TEST(Scanner, OneMegabyteInput) {
 }
 
 TEST(Scanner, ConcurrentScansShareOneScanner) {
-  auto s = make();
+  auto s = make_scanner();
   const std::string text =
       "手机13812345678 mail a@example.com " + td::cn_id("110101", "19900307", "123");
   std::vector<std::thread> threads;
@@ -238,7 +235,7 @@ TEST(Scanner, ConcurrentScansShareOneScanner) {
 TEST(Scanner, AllBuiltinsDisabledStillScans) {
   ScanRules rules;
   for (auto name : builtin_types()) rules.builtins[std::string(name)].enabled = false;
-  auto s = make(rules);
+  auto s = make_scanner(rules);
   auto f = scan(*s, "13812345678 a@example.com");
   EXPECT_TRUE(f.empty());
 }
