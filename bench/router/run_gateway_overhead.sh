@@ -20,7 +20,8 @@
 # KEEP_AWAKE=1 (optional): one SCHED_IDLE busy loop per CPU for the whole run (all three
 # targets alike). On a VM each blocking wait halts the vCPU and every wake-up then costs a host
 # reschedule (tens to hundreds of µs, the dominant p99 term here); the loops keep the vCPUs
-# running but yield to any other thread at once, so what is left is each path's own work.
+# running but yield to any other thread at once. A diagnostic, not a cleaner condition: fully
+# busy vCPUs get millisecond preemptions from the host (bench/router/README.md).
 # CALLGRIND_OUT (optional): runs the serve process under valgrind's callgrind and counts the
 # instructions it executes (all threads) during its run at the first rate, written to FILE.1
 # (`callgrind_annotate --inclusive=yes FILE.1`). Unlike latency it does not depend on other load
@@ -109,8 +110,9 @@ echo "check: $(curl -s -D - -o /dev/null -H "Authorization: Bearer $KEY" -H 'Con
 # The gateway's own time per request (its enclave_gateway_overhead_seconds histogram; upstream
 # waits excluded), as percentiles interpolated within the buckets, for the requests since $1 (a
 # previous /metrics text).
+gateway_metrics() { curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$P_GW/metrics"; }
 overhead_since() {
-  curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$P_GW/metrics" |
+  gateway_metrics |
     awk -v before="$1" '
       BEGIN { n = split(before, lines, "\n")
               for (i = 1; i <= n; i++) if (lines[i] ~ /^enclave_gateway_overhead_seconds_bucket/) {
@@ -136,7 +138,7 @@ SEQ=${SEQUENTIAL:-0}
 [[ -n ${PERF_OUT:-}${CALLGRIND_OUT:-} ]] && SEQ=1
 for rate in "${RATES[@]}"; do
   if [[ $SEQ != 1 ]]; then
-    BEFORE=$(curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$P_GW/metrics")
+    BEFORE=$(gateway_metrics)
     "$LOAD" --target "direct=$P_UP" --target "nginx-proxy=$P_PROXY" --target "enclave-gateway=$P_GW" \
       --slice-ms "${SLICE_MS:-100}" --rate "$rate" --duration "$((DUR * 3))" --warmup 2 \
       --connections 64 --body-file "$BODY" --header "Authorization: Bearer $KEY"
