@@ -4,7 +4,6 @@
 // categories), a whole log written through it verifies, and the batch writer thread runs at
 // the lowest CPU priority.
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 
 #include <boost/json.hpp>
 #include <cerrno>
@@ -16,7 +15,6 @@
 #include <limits>
 #include <thread>
 
-#include "../common/thread_nice.h"
 #include "audit/audit_log.h"
 #include "audit/entry.h"
 #include "audit/line_sealer.h"
@@ -227,17 +225,6 @@ TEST_F(AuditSealerLogTest, FastPathLinesVerifyUnderEveryPolicy) {
       EXPECT_EQ(v.at("sensitivity").at("email").to_number<int64_t>(), 2);
     }
   }
-}
-
-// The batch writer thread is named audit-writer and runs at nice 19.
-TEST_F(AuditSealerLogTest, BatchWriterRunsAtLowestPriority) {
-  auto log = AuditLog::open({.dir = dir_, .fsync = FsyncPolicy::kBatch, .batch_interval_ms = 1},
-                            test_key());
-  ASSERT_TRUE(log) << log.error().message;
-  ASSERT_TRUE((*log)->append_request(sample_request(1)));
-  ASSERT_TRUE((*log)->sync());
-  const int found_nice = enclave::testing::nice_of_thread_named("audit-writer", 19);
-  EXPECT_EQ(found_nice, 19);
 }
 
 }  // namespace

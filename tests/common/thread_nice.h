@@ -15,25 +15,6 @@
 
 namespace enclave::testing {
 
-// Nice value, polled for up to ~5 s until it is `want`; 100 when no such thread shows up.
-inline int nice_of_thread_named(const std::string& name, int want) {
-  int found = 100;
-  for (int attempt = 0; attempt < 500 && found != want; ++attempt) {
-    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-      std::ifstream comm(task.path() / "comm");
-      std::string comm_name;
-      std::getline(comm, comm_name);
-      if (comm_name != name) continue;
-      errno = 0;
-      const int nice =
-          getpriority(PRIO_PROCESS, static_cast<id_t>(std::stoi(task.path().filename())));
-      if (errno == 0) found = nice;
-    }
-    if (found != want) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return found;
-}
-
 // Policy and nice value of this process's thread named `name`, polled for up to 10 s until they
 // are `want_policy` and 19 (a thread names itself first, then sets them); what was last seen
 // otherwise, policy -1 when no such thread showed up.

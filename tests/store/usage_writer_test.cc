@@ -250,14 +250,6 @@ TEST_F(UsageWriterTest, PreparedInsertSurvivesManyBatchesAndAFailedOne) {
   EXPECT_EQ(stored_ids().size(), 903u);
 }
 
-// The writer thread is named usage-writer and runs at nice 19 (never ahead of the io threads).
-TEST_F(UsageWriterTest, WriterThreadRunsAtLowestPriority) {
-  UsageWriter w(*store_, {.interval_ms = 1});
-  w.push(row(0));
-  const int found_nice = enclave::testing::nice_of_thread_named("usage-writer", 19);
-  EXPECT_EQ(found_nice, 19);
-}
-
 // With the interval far beyond the test and wake_at_rows out of reach, only the backstop can
 // store rows: it must do so when the queue reaches its mark, each time, in push order.
 TEST_F(UsageWriterTest, BackstopStoresTheQueueAtItsMarkWhenTheWriterDoesNot) {
