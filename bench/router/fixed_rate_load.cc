@@ -4,6 +4,9 @@
 //
 //   fixed_rate_load --port 8080 --path /v1/chat/completions --rate 1000 --duration 10
 //                   [--connections 64] [--warmup 2] [--body-file req.json] [--header 'K: V']...
+//                   [--samples-out FILE]  (per request: target, connection, scheduled, sent and
+//                   done times in CLOCK_MONOTONIC ns, to line slow ones up with `perf record -k
+//                   mono`)
 //   fixed_rate_load --target direct=18081 --target gateway=18083 [--slice-ms 100] --rate 1000 ...
 // Prints one line per target: rate, requests, errors, p50/p90/p99/p999/max latency in
 // microseconds. With several targets the schedule rotates between them every slice (each gets
@@ -45,10 +48,18 @@ struct Options {
   int connections = 64;
   std::string body = R"({"model":"deepseek-chat","messages":[{"role":"user","content":"hi"}]})";
   std::vector<std::string> headers;
+  std::string samples_out;  // one line per measured request, for lining up with a kernel trace
+};
+
+// One measured request's times (steady_clock = CLOCK_MONOTONIC, as `perf record -k mono`).
+struct Sample {
+  Clock::time_point scheduled, sent, done;
+  int conn;
 };
 
 struct Stats {
   std::vector<int64_t> latencies_us;
+  std::vector<Sample> samples;
   int64_t errors = 0;
   int64_t non_200 = 0;
 };
@@ -67,8 +78,8 @@ struct Target {
 
 class Conn : public std::enable_shared_from_this<Conn> {
  public:
-  Conn(Load& load, Target& target, net::io_context& ioc)
-      : load_(load), target_(target), stream_(ioc) {}
+  Conn(Load& load, Target& target, net::io_context& ioc, int index)
+      : load_(load), target_(target), stream_(ioc), index_(index) {}
   void send(Clock::time_point scheduled);
   bool busy() const { return busy_; }
 
@@ -79,7 +90,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   http::response<http::string_body> res_;
-  Clock::time_point scheduled_;
+  Clock::time_point scheduled_, sent_;
+  int index_;
   bool connected_ = false;
   bool busy_ = false;
 };
@@ -143,7 +155,7 @@ class Load {
       }
       if (!c) {
         if (static_cast<int>(target.conns.size()) >= o_.connections) return;  // wait for one
-        c = std::make_shared<Conn>(*this, target, ioc_);
+        c = std::make_shared<Conn>(*this, target, ioc_, static_cast<int>(target.conns.size()));
         target.conns.push_back(c);
       }
       Clock::time_point t = queue_.front().at;
@@ -152,7 +164,8 @@ class Load {
     }
   }
 
-  void record(Target& target, Clock::time_point scheduled, bool ok, int status) {
+  void record(Target& target, Clock::time_point scheduled, Clock::time_point sent, int conn,
+              bool ok, int status) {
     auto now = Clock::now();
     if (scheduled >= measure_from_) {
       if (!ok) {
@@ -161,6 +174,7 @@ class Load {
         if (status != 200) ++target.stats.non_200;
         target.stats.latencies_us.push_back(
             std::chrono::duration_cast<std::chrono::microseconds>(now - scheduled).count());
+        if (!o_.samples_out.empty()) target.stats.samples.push_back({scheduled, sent, now, conn});
       }
     }
     dispatch();
@@ -207,6 +221,7 @@ void Conn::send(Clock::time_point scheduled) {
   scheduled_ = scheduled;
   auto self = shared_from_this();
   auto write = [self] {
+    self->sent_ = Clock::now();
     net::async_write(self->stream_.socket(), net::buffer(self->target_.request),
                      [self](beast::error_code ec, size_t) {
                        if (ec) return self->on_done(false, 0);
@@ -236,7 +251,7 @@ void Conn::on_done(bool ok, int status) {
     connected_ = false;
     buffer_.clear();
   }
-  load_.record(target_, scheduled_, ok, status);
+  load_.record(target_, scheduled_, sent_, index_, ok, status);
 }
 
 int main(int argc, char** argv) {
@@ -266,6 +281,8 @@ int main(int argc, char** argv) {
       o.warmup_s = std::stod(v);
     else if (k == "--connections")
       o.connections = std::stoi(v);
+    else if (k == "--samples-out")
+      o.samples_out = v;
     else if (k == "--header")
       o.headers.push_back(v);
     else if (k == "--body-file") {
@@ -286,6 +303,21 @@ int main(int argc, char** argv) {
   net::io_context ioc(1);
   Load load(o, ioc);
   load.run();
+  if (!o.samples_out.empty()) {
+    std::ofstream out(o.samples_out);
+    out << "target conn scheduled_ns sent_ns done_ns\n";
+    auto ns = [](Clock::time_point t) {
+      return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    };
+    for (const Target& t : load.targets())
+      for (const Sample& s : t.stats.samples)
+        out << t.spec.name << ' ' << s.conn << ' ' << ns(s.scheduled) << ' ' << ns(s.sent) << ' '
+            << ns(s.done) << '\n';
+    if (!out) {
+      std::fprintf(stderr, "cannot write --samples-out %s\n", o.samples_out.c_str());
+      return 1;
+    }
+  }
   for (Target& t : load.targets()) {
     auto& lat = t.stats.latencies_us;
     std::sort(lat.begin(), lat.end());

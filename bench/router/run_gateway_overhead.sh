@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Gateway overhead: p50/p99 latency of a canned completion served by nginx (1) directly, (2)
-# through nginx proxy_pass, (3) through `enclave serve` with the routing gateway (scanner on,
-# default policy -> cloud = that nginx), each at fixed rates, in the same run.
+# through nginx proxy_pass in the same nginx worker, (3) through `enclave serve` with the routing
+# gateway (scanner on, default policy -> cloud = that nginx), (4) through a second nginx process
+# that proxy_passes to the first (a separate proxy process, as the gateway is: the floor for one
+# on this machine), each at fixed rates, in the same run.
 #   RATES="1000 5000" bench/router/run_gateway_overhead.sh [BUILD_DIR] [DURATION_S]
 # AUDIT_FSYNC (default batch): the server's audit/usage durability. The server default, always,
 # puts an fdatasync (~3.6 ms p50 on this machine's disk) into every chat request before its answer,
 # which alone is 30x the 100 us target; batch fsyncs every 20 ms in the background.
-# SLICE_MS (default 100): the three targets are measured in one run per rate, the load
+# SLICE_MS (default 100): the four targets are measured in one run per rate, the load
 # generator rotating between them every SLICE_MS (each gets the full rate during its slices, and
-# DURATION_S of measured time in all), so the machine's drifts and stalls fall on all three
-# alike. SEQUENTIAL=1 measures them one after another instead (as PERF_OUT and CALLGRIND_OUT do).
+# DURATION_S of schedule in all, the 2 s warm-up included), so the machine's drifts and stalls
+# fall on all four alike. SEQUENTIAL=1 measures them one after another instead (as PERF_OUT and CALLGRIND_OUT do).
 # ENCLAVE_BIN (optional): the enclave binary to measure instead of BUILD_DIR's (A/B runs of a
 # copied old binary against the new one, same load generator).
 # IO_THREADS (default 1): HTTP io threads of `enclave serve` (2 cores shared with nginx and the
@@ -17,6 +19,12 @@
 # PERF_OUT (optional): `perf record -g` of the serve process during its run at the first rate,
 # written to that file (read it with `perf report -i FILE --no-children`); PERF_CALL_GRAPH
 # replaces -g (e.g. "--call-graph dwarf -F 2000": the binary has no frame pointers).
+# After each rate: CPU time per request of the enclave process (all threads) and of the separate
+# nginx proxy's worker (from /proc/PID/stat, 10 ms ticks).
+# TRACE_OUT=PREFIX (optional): a 4 s kernel trace (`perf record -a -k mono`: scheduler switches,
+# wake-ups, migrations, softirqs) during each rate's run, PREFIX.RATE.data, and the load
+# generator's per-request times, PREFIX.RATE.samples; `bench/router/slow_requests.py PREFIX.RATE`
+# then shows what the slowest requests waited for.
 # KEEP_AWAKE=1 (optional): one SCHED_IDLE busy loop per CPU for the whole run (all three
 # targets alike). On a VM each blocking wait halts the vCPU and every wake-up then costs a host
 # reschedule (tens to hundreds of µs, the dominant p99 term here); the loops keep the vCPUs
@@ -37,10 +45,11 @@ LOAD=$BUILD/bench/router/fixed_rate_load
 ENCLAVE=${ENCLAVE_BIN:-$BUILD/src/cli/enclave}
 MODEL=${MODEL:-$ROOT/../shared/fixtures/models/llama-tiny-F32.gguf}
 WORK=$(mktemp -d)
-P_UP=18081 P_PROXY=18082 P_GW=18083
+P_UP=18081 P_PROXY=18082 P_GW=18083 P_SEP=18084
 cleanup() {
   for p in ${AWAKE_PIDS:-}; do kill "$p" 2>/dev/null || true; done
   [[ -n ${NGINX_PID:-} ]] && kill "$NGINX_PID" 2>/dev/null || true
+  [[ -n ${SEP_PID:-} ]] && kill "$SEP_PID" 2>/dev/null || true
   [[ -n ${GW_PID:-} ]] && kill "$GW_PID" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$WORK"
@@ -48,7 +57,7 @@ cleanup() {
 trap cleanup EXIT
 
 ANSWER='{"id":"chatcmpl-static","object":"chat.completion","created":1700000000,"model":"deepseek-chat","choices":[{"index":0,"message":{"role":"assistant","content":"Paris is the capital of France."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}}'
-mkdir -p "$WORK/logs"
+mkdir -p "$WORK/logs" "$WORK/sep"
 cat >"$WORK/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -78,8 +87,28 @@ if [[ ${KEEP_AWAKE:-0} == 1 ]]; then
     AWAKE_PIDS+=" $!"
   done
 fi
+cat >"$WORK/sep/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/sep/nginx.pid;
+error_log $WORK/sep/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/sep/body;
+  proxy_temp_path $WORK/sep/proxy;
+  keepalive_requests 1000000;
+  upstream canned { server 127.0.0.1:$P_UP; keepalive 64; }
+  server {
+    listen 127.0.0.1:$P_SEP;
+    location / { proxy_pass http://canned; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
 nginx -c "$WORK/nginx.conf" -e "$WORK/logs/error.log" &
 NGINX_PID=$!
+nginx -c "$WORK/sep/nginx.conf" -e "$WORK/sep/error.log" &
+SEP_PID=$!
 
 cat >"$WORK/gateway.yaml" <<CONF
 backends:
@@ -98,7 +127,8 @@ ENCLAVE_API_KEY=$KEY "${WRAP[@]}" "$ENCLAVE" serve --model "$MODEL" --port $P_GW
   --audit-fsync "${AUDIT_FSYNC:-batch}" >"$WORK/logs/serve.log" 2>&1 &
 GW_PID=$!
 for _ in $(seq "$([[ -n ${CALLGRIND_OUT:-} ]] && echo 900 || echo 100)"); do
-  curl -sf "http://127.0.0.1:$P_GW/health" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$P_UP/" >/dev/null 2>&1 && break
+  curl -sf "http://127.0.0.1:$P_GW/health" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$P_UP/" >/dev/null 2>&1 &&
+    curl -sf "http://127.0.0.1:$P_SEP/" >/dev/null 2>&1 && break
   sleep 0.1
 done
 
@@ -134,18 +164,51 @@ overhead_since() {
         print " (in-process; interpolated within buckets)" }'
 }
 
+# CPU ticks (user + system) of the given processes, all their threads.
+cpu_ticks() {
+  local t=0 pid
+  for pid in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
+  echo "$t"
+}
+SEP_WORKER=
+for _ in $(seq 50); do
+  SEP_WORKER=$(pgrep -P "$SEP_PID" nginx | head -1) && [[ -n $SEP_WORKER ]] && break
+  sleep 0.1
+done
+# Prints the CPU per request since $1 ("enclave_ticks nginx_ticks"); $2 requests per target.
+cpu_per_request_since() {
+  local e0 n0 hz
+  read -r e0 n0 <<<"$1"
+  hz=$(getconf CLK_TCK)
+  awk -v e="$(($(cpu_ticks "$GW_PID") - e0))" -v n="$(($(cpu_ticks "$SEP_WORKER") - n0))" \
+    -v hz="$hz" -v r="$2" 'BEGIN { printf "cpu-per-request enclave_us=%.1f nginx-separate_us=%.1f (all threads; %d requests each)\n", e / hz / r * 1e6, n / hz / r * 1e6, r }'
+}
+
 SEQ=${SEQUENTIAL:-0}
 [[ -n ${PERF_OUT:-}${CALLGRIND_OUT:-} ]] && SEQ=1
 for rate in "${RATES[@]}"; do
   if [[ $SEQ != 1 ]]; then
     BEFORE=$(gateway_metrics)
+    CPU_BEFORE="$(cpu_ticks "$GW_PID") $(cpu_ticks "$SEP_WORKER")"
+    TRACE_ARGS=() TRACE_PID=
+    if [[ -n ${TRACE_OUT:-} ]]; then
+      TRACE_ARGS=(--samples-out "$TRACE_OUT.$rate.samples")
+      (sleep 4 && perf record -q -a -k mono -e sched:sched_switch -e sched:sched_waking \
+        -e sched:sched_migrate_task -e irq:softirq_entry -e irq:softirq_exit \
+        -o "$TRACE_OUT.$rate.data" -- sleep 4 >/dev/null 2>&1) &
+      TRACE_PID=$!
+    fi
     "$LOAD" --target "direct=$P_UP" --target "nginx-proxy=$P_PROXY" --target "enclave-gateway=$P_GW" \
-      --slice-ms "${SLICE_MS:-100}" --rate "$rate" --duration "$((DUR * 3))" --warmup 2 \
-      --connections 64 --body-file "$BODY" --header "Authorization: Bearer $KEY"
+      --target "nginx-separate=$P_SEP" --slice-ms "${SLICE_MS:-100}" --rate "$rate" \
+      --duration "$((DUR * 4))" --warmup 2 --connections 64 --body-file "$BODY" \
+      --header "Authorization: Bearer $KEY" "${TRACE_ARGS[@]}"
+    if [[ -n $TRACE_PID ]]; then wait "$TRACE_PID"; fi
     overhead_since "$BEFORE"
+    # Each target gets a quarter of the schedule (warm-up included): rate * DUR requests.
+    cpu_per_request_since "$CPU_BEFORE" "$((rate * DUR))"
     continue
   fi
-  for target in "direct:$P_UP" "nginx-proxy:$P_PROXY" "enclave-gateway:$P_GW"; do
+  for target in "direct:$P_UP" "nginx-proxy:$P_PROXY" "enclave-gateway:$P_GW" "nginx-separate:$P_SEP"; do
     name=${target%%:*} port=${target##*:}
     PERF_PID=
     if [[ -n ${PERF_OUT:-} && $name == enclave-gateway && $rate == "${RATES[0]}" ]]; then

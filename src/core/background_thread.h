@@ -22,6 +22,8 @@
 
 namespace enclave {
 
+// Thread names are at most 15 characters (Linux; a longer one is refused and the thread keeps its
+// old name).
 // Names the calling thread (for ps/top and tests) and puts it in SCHED_IDLE, at nice 19 too (the
 // fallback if SCHED_IDLE is refused; per thread on Linux). Best effort: no error.
 void mark_background_thread(const char* name);

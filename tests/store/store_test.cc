@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "../common/thread_nice.h"
 #include "crypto/file_util.h"
 #include "store/retention.h"
 #include "store_test_util.h"
@@ -339,6 +340,19 @@ TEST_F(StoreTest, UsageRecords) {
   EXPECT_EQ((*all)[0].created_at_ms, kT0);
   EXPECT_DOUBLE_EQ((*all)[1].latency_ms, 56.5);
   EXPECT_EQ(store_->usage("acme", kT0 + 1)->size(), 1u);
+}
+
+// The batch-mode checkpoint thread is background work: named, SCHED_OTHER at nice 19.
+TEST_F(StoreTest, BatchCheckpointThreadRunsAtNice19) {
+  StoreOptions opt;
+  opt.db_path = dir_ / "checkpoint.db";
+  opt.sync = SyncPolicy::kBatch;
+  auto s = Store::open(opt, *keys_);
+  ASSERT_TRUE(s) << s.error().message;
+  enclave::testing::NamedThreadScheduling t =
+      enclave::testing::scheduling_of_thread_named("db-checkpoint", SCHED_OTHER);
+  EXPECT_EQ(t.policy, SCHED_OTHER);
+  EXPECT_EQ(t.nice, 19);
 }
 
 TEST_F(StoreTest, EverySyncPolicyPersistsAcrossReopen) {
