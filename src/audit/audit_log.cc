@@ -135,6 +135,7 @@ struct AuditLog::Impl {
   std::vector<Queued> queue;
   std::atomic<uint64_t> assigned_seq{0};  // last seq handed to a caller
   std::optional<Error> write_error;       // the writer's last failure, until a write succeeds
+  bool writer_asleep = false;             // the writer waits for an append, no timeout
   std::mutex write_mu;                    // one drain at a time (writer thread, sync, close)
 
   std::thread batch_thread;
@@ -425,7 +426,8 @@ struct AuditLog::Impl {
       q.seq = s;
       q.ts_ms = opt.now_ms();
       queue.push_back(std::move(q));
-      notify = queue.size() == kWakeAtEntries;
+      notify = queue.size() == kWakeAtEntries || writer_asleep;
+      writer_asleep = false;
       // The writer did not keep up (starved in SCHED_IDLE): once per crossing of the mark.
       wake_backstop = queue.size() == opt.backstop_at_entries;
     }
@@ -458,20 +460,45 @@ struct AuditLog::Impl {
   }
 
   // One writer pass (batch_loop's, or the backstop's). Holds nothing.
-  void flush_like_writer() {
-    (void)flush_and_sync(opt.fsync == FsyncPolicy::kBatch);  // failures fail later appends
+  Status flush_like_writer() {
+    return flush_and_sync(opt.fsync == FsyncPolicy::kBatch);  // failures fail later appends
+  }
+
+  // Under queue_mu: true (and the next append notifies) when there is nothing to write.
+  bool sleep_until_append() {
+    std::lock_guard lock(queue_mu);
+    if (!queue.empty() || write_error) return false;
+    writer_asleep = true;
+    return true;
+  }
+
+  bool queue_empty() {
+    std::lock_guard lock(queue_mu);
+    return queue.empty();
   }
 
   void batch_loop() {
     mark_background_thread("audit-writer");  // SCHED_IDLE: never delays an io thread
+    const uint32_t idle_passes_before_sleep =
+        std::max<uint32_t>(1, opt.idle_sleep_after_ms / opt.batch_interval_ms);
+    uint32_t idle_passes = 0;
     std::unique_lock lock(stop_mu);
     while (!stopping) {
-      stop_cv.wait_for(lock, std::chrono::milliseconds(opt.batch_interval_ms),
-                       [this] { return stopping || wake; });
+      // Lock order stop_mu -> queue_mu here; enqueue() releases queue_mu before taking stop_mu,
+      // and sets `wake` under stop_mu, so an append after sleep_until_append() is never missed.
+      if (idle_passes >= idle_passes_before_sleep && sleep_until_append()) {
+        stop_cv.wait(lock, [this] { return stopping || wake; });
+        idle_passes = 0;
+      } else {
+        stop_cv.wait_for(lock, std::chrono::milliseconds(opt.batch_interval_ms),
+                         [this] { return stopping || wake; });
+      }
       wake = false;
       if (stopping) break;
       lock.unlock();
-      flush_like_writer();
+      const bool had_entries = !queue_empty();
+      const bool ok = static_cast<bool>(flush_like_writer());
+      idle_passes = had_entries || !ok ? 0 : idle_passes + 1;
       lock.lock();
     }
   }
@@ -509,7 +536,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(AuditOptions options, crypto::S
   if (log->impl_->deferred()) {
     Impl* raw = log->impl_.get();
     raw->batch_thread = std::thread([raw] { raw->batch_loop(); });
-    raw->backstop.emplace("audit-backstop", [raw] { raw->flush_like_writer(); });
+    raw->backstop.emplace("audit-backstop", [raw] { (void)raw->flush_like_writer(); });
   }
   return log;
 }

@@ -53,6 +53,10 @@ struct AuditOptions {
   // this mark, a nice-19 backstop thread writes it instead. Four times the writer's mark (the
   // backstop stays asleep while the writer keeps up), far below the queue's cap (2^18 entries).
   size_t backstop_at_entries = 16384;
+  // kBatch/kNever: after this long with nothing to write the writer stops waking every
+  // batch_interval_ms and sleeps until the next append wakes it (an idle server makes no
+  // wake-ups; only the first append after such a pause pays a notify).
+  uint32_t idle_sleep_after_ms = 1000;
   uint64_t max_file_bytes = 64ull << 20;  // rotate to a new file beyond this size
   Clock now_ms;                           // defaults to the system clock
 };

@@ -212,13 +212,50 @@ void Store::batch_loop(uint32_t interval_ms) {
   // it must keep running when every core is busy; at weight 15 it takes little from the io
   // threads, and each pass is short (one PASSIVE checkpoint).
   mark_low_priority_thread("db-checkpoint");
+  // Skips the checkpoint when nothing changed, and after a second of that sleeps until a commit
+  // wakes it (on_wal_commit): an idle server makes no wake-ups.
+  const uint32_t idle_passes_before_sleep = std::max<uint32_t>(1, 1000 / interval_ms);
+  uint32_t idle_passes = 0;
+  uint64_t checkpointed_commits = 0;
   std::unique_lock lock(stop_mu_);
-  while (!stop_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms),
-                            [this] { return stopping_; })) {
-    std::lock_guard db_lock(mu_);
-    // A passive checkpoint fsyncs the WAL (and then the database) without blocking readers.
-    (void)exec(db_, "PRAGMA wal_checkpoint(PASSIVE)");
+  while (!stopping_) {
+    if (idle_passes >= idle_passes_before_sleep) {
+      checkpoint_asleep_ = true;
+      stop_cv_.wait(lock, [this] { return stopping_ || checkpoint_wake_; });
+      checkpoint_asleep_ = false;
+      idle_passes = 0;
+    } else {
+      stop_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms), [this] { return stopping_; });
+    }
+    checkpoint_wake_ = false;
+    if (stopping_) break;
+    lock.unlock();  // never hold stop_mu_ while taking mu_
+    bool changed = false;
+    {
+      std::lock_guard db_lock(mu_);
+      if (wal_commits_ != checkpointed_commits) {
+        changed = true;
+        checkpointed_commits = wal_commits_;
+        // A passive checkpoint fsyncs the WAL (and then the database) without blocking readers.
+        (void)exec(db_, "PRAGMA wal_checkpoint(PASSIVE)");
+      }
+    }
+    idle_passes = changed ? 0 : idle_passes + 1;
+    lock.lock();
   }
+}
+
+// SQLite's WAL hook: runs after each commit, in the committing thread, under mu_.
+int Store::on_wal_commit(void* store, sqlite3*, const char*, int) {
+  auto* self = static_cast<Store*>(store);
+  ++self->wal_commits_;
+  bool notify = false;
+  {
+    std::lock_guard lock(self->stop_mu_);
+    if (self->checkpoint_asleep_ && !self->checkpoint_wake_) notify = self->checkpoint_wake_ = true;
+  }
+  if (notify) self->stop_cv_.notify_one();
+  return SQLITE_OK;
 }
 
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options, crypto::KeyStore& keys) {
@@ -263,6 +300,9 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options, crypto::
   if (options.sync == SyncPolicy::kBatch) {
     uint32_t interval = options.batch_interval_ms ? options.batch_interval_ms : 1;
     Store* raw = store.get();
+    // Replaces SQLite's automatic checkpoint (1000 pages, in the committing thread): in batch
+    // mode the thread below checkpoints.
+    sqlite3_wal_hook(raw->db_, &Store::on_wal_commit, raw);
     store->batch_thread_ = std::thread([raw, interval] { raw->batch_loop(interval); });
   }
   return store;

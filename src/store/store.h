@@ -192,9 +192,13 @@ class Store {
   sqlite3_stmt* usage_inserts_[kUsageInsertSizes] = {};
   sqlite3_stmt* usage_commit_ = nullptr;  // COMMIT
   std::thread batch_thread_;
-  std::mutex stop_mu_;
+  std::mutex stop_mu_;  // lock order: mu_ then stop_mu_ (the WAL hook runs under mu_)
   std::condition_variable stop_cv_;
   bool stopping_ = false;
+  bool checkpoint_asleep_ = false;  // idle: the checkpoint thread waits for a commit
+  bool checkpoint_wake_ = false;
+  uint64_t wal_commits_ = 0;  // commits into the WAL (on_wal_commit); guarded by mu_
+  static int on_wal_commit(void* store, sqlite3* db, const char* name, int pages);
 };
 
 }  // namespace enclave::store

@@ -34,7 +34,7 @@ void UsageWriter::push(UsageRecord row) {
     }
     queue_.push_back(std::move(row));
     // Exactly at the mark: one notify per batch however many rows follow before the writer runs.
-    if (queue_.size() == options_.wake_at_rows && !wake_) wake = wake_ = true;
+    if ((queue_.size() == options_.wake_at_rows || asleep_) && !wake_) wake = wake_ = true;
     // The writer did not keep up (starved in SCHED_IDLE): once per crossing, as above.
     wake_backstop = queue_.size() == options_.backstop_at_rows;
   }
@@ -92,13 +92,27 @@ Status UsageWriter::flush() {
 
 void UsageWriter::loop() {
   mark_background_thread("usage-writer");  // SCHED_IDLE: accounting never delays an io thread
+  const uint32_t idle_passes_before_sleep =
+      std::max<uint32_t>(1, options_.idle_sleep_after_ms / options_.interval_ms);
+  uint32_t idle_passes = 0;
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(options_.interval_ms),
-                 [this] { return stopping_ || wake_; });
+    if (idle_passes >= idle_passes_before_sleep && queue_.empty()) {
+      asleep_ = true;  // set and waited on under mu_: push() cannot miss it
+      cv_.wait(lock, [this] { return stopping_ || wake_; });
+      asleep_ = false;
+      idle_passes = 0;
+    } else {
+      cv_.wait_for(lock, std::chrono::milliseconds(options_.interval_ms),
+                   [this] { return stopping_ || wake_; });
+    }
     wake_ = false;
     if (stopping_) break;
-    if (queue_.empty() && dropped_unreported_ == 0) continue;
+    if (queue_.empty() && dropped_unreported_ == 0) {
+      ++idle_passes;
+      continue;
+    }
+    idle_passes = 0;
     lock.unlock();
     {
       std::lock_guard write_lock(write_mu_);

@@ -39,6 +39,10 @@ struct UsageWriterOptions {
   // the writer keeps up, and far below max_queued_rows, so no row is dropped while it catches up.
   size_t backstop_at_rows = 4096;
   size_t max_queued_rows = size_t{1} << 16;  // cap while the database fails
+  // After this long with nothing to write the writer stops waking every interval_ms and sleeps
+  // until the next push wakes it (an idle server makes no wake-ups; only the first push after
+  // such a pause pays a notify).
+  uint32_t idle_sleep_after_ms = 1000;
   // A failed write of `rows` rows (still queued) or `dropped` rows lost to the cap. Runs on the
   // thread that wrote (writer, backstop or flush()'s caller; one at a time); the error names the
   // database problem, never a row's content.
@@ -76,6 +80,7 @@ class UsageWriter {
   std::vector<UsageRecord> queue_;
   std::vector<UsageRecord> spare_;  // the previous batch's storage, reused; guarded by write_mu_
   bool wake_ = false;
+  bool asleep_ = false;  // the writer waits for a push, no timeout
   bool stopping_ = false;
   uint64_t written_ = 0;
   uint64_t dropped_ = 0;

@@ -260,5 +260,33 @@ TEST_F(AuditBatchTest, WriterIsSchedIdleAndBackstopIsNice19) {
   EXPECT_EQ(backstop.nice, 19);
 }
 
+// An idle writer stops waking every interval (an idle server makes no wake-ups); the next append
+// wakes it and is written without a sync() from the caller.
+TEST_F(AuditBatchTest, IdleWriterSleepsUntilTheNextAppend) {
+  AuditOptions opt;
+  opt.dir = dir_;
+  opt.fsync = FsyncPolicy::kBatch;
+  opt.batch_interval_ms = 5;
+  opt.idle_sleep_after_ms = 20;
+  auto opened = AuditLog::open(opt, test_key());
+  ASSERT_TRUE(opened) << opened.error().message;
+  std::unique_ptr<AuditLog> log = std::move(opened).value();
+  ASSERT_TRUE(log->append_request(sample_request(1)));
+  for (int i = 0; i < 400 && lines_on_disk() < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(lines_on_disk(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // idle well past 20 ms
+  // Awake it would wake ~60 times in 300 ms (every 5 ms).
+  EXPECT_LE(enclave::testing::wakeups_of_thread_named_during("audit-writer",
+                                                             std::chrono::milliseconds(300)),
+            2);
+  ASSERT_TRUE(log->append_request(sample_request(2)));
+  for (int i = 0; i < 400 && lines_on_disk() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(ids_on_disk(), (std::vector<std::string>{"req-1", "req-2"}));
+}
+
 }  // namespace
 }  // namespace enclave::audit

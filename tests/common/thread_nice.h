@@ -1,6 +1,6 @@
-// Test helpers shared by tests/audit and tests/store: the scheduling of this process's thread
-// named `name` (Linux: per-thread priorities under /proc/self/task), polled since a thread names
-// itself as it starts.
+// Test helpers shared by tests/audit and tests/store: the scheduling and the wake-ups of this
+// process's thread named `name` (Linux: per-thread figures under /proc/self/task), polled since a
+// thread names itself as it starts.
 #pragma once
 
 #include <sched.h>
@@ -40,6 +40,31 @@ inline NamedThreadScheduling scheduling_of_thread_named(const std::string& name,
     }
   }
   return found;
+}
+
+// Voluntary context switches so far of this process's thread named `name` (each is a wake-up
+// after a wait), -1 when there is no such thread.
+inline long voluntary_switches_of_thread_named(const std::string& name) {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string comm_name;
+    std::getline(comm, comm_name);
+    if (comm_name != name) continue;
+    std::ifstream status(task.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
+    }
+  }
+  return -1;
+}
+
+// Wake-ups of the thread named `name` during `window` (-1 when there is no such thread).
+inline long wakeups_of_thread_named_during(const std::string& name,
+                                           std::chrono::milliseconds window) {
+  const long before = voluntary_switches_of_thread_named(name);
+  std::this_thread::sleep_for(window);
+  const long after = voluntary_switches_of_thread_named(name);
+  return before < 0 || after < 0 ? -1 : after - before;
 }
 
 }  // namespace enclave::testing

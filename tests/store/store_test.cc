@@ -355,6 +355,29 @@ TEST_F(StoreTest, BatchCheckpointThreadRunsAtNice19) {
   EXPECT_EQ(t.nice, 19);
 }
 
+// With nothing committed the checkpoint thread stops waking after a second; a commit wakes it.
+TEST_F(StoreTest, IdleCheckpointThreadSleepsUntilACommit) {
+  StoreOptions opt;
+  opt.db_path = dir_ / "idle.db";
+  opt.sync = SyncPolicy::kBatch;
+  opt.batch_interval_ms = 5;
+  auto s = Store::open(opt, *keys_);
+  ASSERT_TRUE(s) << s.error().message;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));  // idle past 1 s
+  // Awake it would wake ~60 times in 300 ms (every 5 ms).
+  EXPECT_LE(enclave::testing::wakeups_of_thread_named_during("db-checkpoint",
+                                                             std::chrono::milliseconds(300)),
+            2);
+  const long before = enclave::testing::voluntary_switches_of_thread_named("db-checkpoint");
+  ASSERT_TRUE((*s)->record_usage({.tenant = "t", .api_key_name = "k", .request_id = "1"}));
+  long after = before;
+  for (int i = 0; i < 400 && after == before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    after = enclave::testing::voluntary_switches_of_thread_named("db-checkpoint");
+  }
+  EXPECT_GT(after, before);
+}
+
 TEST_F(StoreTest, EverySyncPolicyPersistsAcrossReopen) {
   for (SyncPolicy policy : {SyncPolicy::kAlways, SyncPolicy::kBatch, SyncPolicy::kNever}) {
     fs::path db = dir_ / ("policy" + std::to_string(static_cast<int>(policy)) + ".db");

@@ -288,5 +288,27 @@ TEST_F(UsageWriterTest, WriterIsSchedIdleAndBackstopIsNice19) {
   EXPECT_EQ(backstop.nice, 19);
 }
 
+// An idle writer stops waking every interval; the next push wakes it and is stored without a
+// flush() from the caller.
+TEST_F(UsageWriterTest, IdleWriterSleepsUntilTheNextPush) {
+  UsageWriter w(*store_, {.interval_ms = 5, .idle_sleep_after_ms = 20});
+  w.push(row(1));
+  for (int i = 0; i < 400 && w.rows_written() < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(w.rows_written(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // idle well past 20 ms
+  // Awake it would wake ~60 times in 300 ms (every 5 ms).
+  EXPECT_LE(enclave::testing::wakeups_of_thread_named_during("usage-writer",
+                                                             std::chrono::milliseconds(300)),
+            2);
+  w.push(row(2));
+  for (int i = 0; i < 400 && w.rows_written() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(w.rows_written(), 2u);
+  EXPECT_EQ(stored_ids(), ids(1, 3));
+}
+
 }  // namespace
 }  // namespace enclave::store
