@@ -11,7 +11,8 @@
 # SLICE_MS (default 100): the four targets are measured in one run per rate, the load
 # generator rotating between them every SLICE_MS (each gets the full rate during its slices, and
 # DURATION_S of schedule in all, the 2 s warm-up included), so the machine's drifts and stalls
-# fall on all four alike. SEQUENTIAL=1 measures them one after another instead (as PERF_OUT and CALLGRIND_OUT do).
+# fall on all four alike. SEQUENTIAL=1 measures them one after another instead (as PERF_OUT and
+# CALLGRIND_OUT do).
 # ENCLAVE_BIN (optional): the enclave binary to measure instead of BUILD_DIR's (A/B runs of a
 # copied old binary against the new one, same load generator).
 # IO_THREADS (default 1): HTTP io threads of `enclave serve` (2 cores shared with nginx and the
@@ -25,7 +26,7 @@
 # wake-ups, migrations, softirqs) during each rate's run, PREFIX.RATE.data, and the load
 # generator's per-request times, PREFIX.RATE.samples; `bench/router/slow_requests.py PREFIX.RATE`
 # then shows what the slowest requests waited for.
-# KEEP_AWAKE=1 (optional): one SCHED_IDLE busy loop per CPU for the whole run (all three
+# KEEP_AWAKE=1 (optional): one SCHED_IDLE busy loop per CPU for the whole run (all four
 # targets alike). On a VM each blocking wait halts the vCPU and every wake-up then costs a host
 # reschedule (tens to hundreds of µs, the dominant p99 term here); the loops keep the vCPUs
 # running but yield to any other thread at once. A diagnostic, not a cleaner condition: fully
@@ -57,29 +58,34 @@ cleanup() {
 trap cleanup EXIT
 
 ANSWER='{"id":"chatcmpl-static","object":"chat.completion","created":1700000000,"model":"deepseek-chat","choices":[{"index":0,"message":{"role":"assistant","content":"Paris is the capital of France."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}}'
-mkdir -p "$WORK/logs" "$WORK/sep"
-cat >"$WORK/nginx.conf" <<CONF
+mkdir -p "$WORK/logs" "$WORK/up" "$WORK/sep"
+# Writes $1/nginx.conf: one worker (pid, error log and temp files in $1), the upstream `canned`
+# (the answering server) and the server blocks in $2.
+write_nginx_conf() {
+  cat >"$1/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/logs/error.log crit;
+pid $1/nginx.pid;
+error_log $1/error.log crit;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $WORK/body;
-  proxy_temp_path $WORK/proxy;
+  client_body_temp_path $1/body;
+  proxy_temp_path $1/proxy;
   keepalive_requests 1000000;
   upstream canned { server 127.0.0.1:$P_UP; keepalive 64; }
-  server {
+$2
+}
+CONF
+}
+PROXY_LOCATION='location / { proxy_pass http://canned; proxy_http_version 1.1; proxy_set_header Connection ""; }'
+# The answering server and, in the same worker, the proxy to it; then a separate proxy process.
+write_nginx_conf "$WORK/up" "  server {
     listen 127.0.0.1:$P_UP;
     location / { default_type application/json; return 200 '$ANSWER'; }
   }
-  server {
-    listen 127.0.0.1:$P_PROXY;
-    location / { proxy_pass http://canned; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
+  server { listen 127.0.0.1:$P_PROXY; $PROXY_LOCATION }"
+write_nginx_conf "$WORK/sep" "  server { listen 127.0.0.1:$P_SEP; $PROXY_LOCATION }"
 AWAKE_PIDS=
 if [[ ${KEEP_AWAKE:-0} == 1 ]]; then
   for _ in $(seq "$(nproc)"); do
@@ -87,25 +93,7 @@ if [[ ${KEEP_AWAKE:-0} == 1 ]]; then
     AWAKE_PIDS+=" $!"
   done
 fi
-cat >"$WORK/sep/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/sep/nginx.pid;
-error_log $WORK/sep/error.log crit;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/sep/body;
-  proxy_temp_path $WORK/sep/proxy;
-  keepalive_requests 1000000;
-  upstream canned { server 127.0.0.1:$P_UP; keepalive 64; }
-  server {
-    listen 127.0.0.1:$P_SEP;
-    location / { proxy_pass http://canned; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
-nginx -c "$WORK/nginx.conf" -e "$WORK/logs/error.log" &
+nginx -c "$WORK/up/nginx.conf" -e "$WORK/up/error.log" &
 NGINX_PID=$!
 nginx -c "$WORK/sep/nginx.conf" -e "$WORK/sep/error.log" &
 SEP_PID=$!

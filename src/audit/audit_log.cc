@@ -479,16 +479,14 @@ struct AuditLog::Impl {
 
   void batch_loop() {
     mark_background_thread("audit-writer");  // SCHED_IDLE: never delays an io thread
-    const uint32_t idle_passes_before_sleep =
-        std::max<uint32_t>(1, opt.idle_sleep_after_ms / opt.batch_interval_ms);
-    uint32_t idle_passes = 0;
+    IdlePasses idle(opt.idle_sleep_after_ms, opt.batch_interval_ms);
     std::unique_lock lock(stop_mu);
     while (!stopping) {
       // Lock order stop_mu -> queue_mu here; enqueue() releases queue_mu before taking stop_mu,
       // and sets `wake` under stop_mu, so an append after sleep_until_append() is never missed.
-      if (idle_passes >= idle_passes_before_sleep && sleep_until_append()) {
+      if (idle.sleep_due() && sleep_until_append()) {
         stop_cv.wait(lock, [this] { return stopping || wake; });
-        idle_passes = 0;
+        idle.record(false);
       } else {
         stop_cv.wait_for(lock, std::chrono::milliseconds(opt.batch_interval_ms),
                          [this] { return stopping || wake; });
@@ -498,7 +496,7 @@ struct AuditLog::Impl {
       lock.unlock();
       const bool had_entries = !queue_empty();
       const bool ok = static_cast<bool>(flush_like_writer());
-      idle_passes = had_entries || !ok ? 0 : idle_passes + 1;
+      idle.record(!had_entries && ok);
       lock.lock();
     }
   }

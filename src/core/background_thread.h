@@ -14,7 +14,9 @@
 // well above the writer's own wake-up mark, which then flushes like the writer.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -32,6 +34,21 @@ void mark_background_thread(const char* name);
 // with a share of the CPU under load (weight 15), and its wake-ups preempt SCHED_IDLE threads.
 // Best effort: no error (a thread that inherited SCHED_IDLE may not be allowed to leave it).
 void mark_low_priority_thread(const char* name);
+
+// A background thread's passes (one per `interval_ms`) that found nothing to do: after `idle_ms`
+// of them it is time to stop waking on a timer and wait until new work wakes the thread (an idle
+// server makes no wake-ups). Not thread-safe: the thread's own loop keeps it.
+class IdlePasses {
+ public:
+  IdlePasses(uint32_t idle_ms, uint32_t interval_ms)
+      : before_sleep_(std::max<uint32_t>(1, idle_ms / std::max<uint32_t>(1, interval_ms))) {}
+  bool sleep_due() const { return passes_ >= before_sleep_; }
+  void record(bool idle) { passes_ = idle ? passes_ + 1 : 0; }
+
+ private:
+  uint32_t before_sleep_;
+  uint32_t passes_ = 0;
+};
 
 // A thread that sleeps until wake() and then runs `flush` once, at nice 19 SCHED_OTHER (see
 // above). Wake-ups that arrive before the flush starts are merged into it. It never wakes on its

@@ -214,16 +214,15 @@ void Store::batch_loop(uint32_t interval_ms) {
   mark_low_priority_thread("db-checkpoint");
   // Skips the checkpoint when nothing changed, and after a second of that sleeps until a commit
   // wakes it (on_wal_commit): an idle server makes no wake-ups.
-  const uint32_t idle_passes_before_sleep = std::max<uint32_t>(1, 1000 / interval_ms);
-  uint32_t idle_passes = 0;
+  IdlePasses idle(1000, interval_ms);
   uint64_t checkpointed_commits = 0;
   std::unique_lock lock(stop_mu_);
   while (!stopping_) {
-    if (idle_passes >= idle_passes_before_sleep) {
+    if (idle.sleep_due()) {
       checkpoint_asleep_ = true;
       stop_cv_.wait(lock, [this] { return stopping_ || checkpoint_wake_; });
       checkpoint_asleep_ = false;
-      idle_passes = 0;
+      idle.record(false);
     } else {
       stop_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms), [this] { return stopping_; });
     }
@@ -240,7 +239,7 @@ void Store::batch_loop(uint32_t interval_ms) {
         (void)exec(db_, "PRAGMA wal_checkpoint(PASSIVE)");
       }
     }
-    idle_passes = changed ? 0 : idle_passes + 1;
+    idle.record(!changed);
     lock.lock();
   }
 }

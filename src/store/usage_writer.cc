@@ -92,27 +92,23 @@ Status UsageWriter::flush() {
 
 void UsageWriter::loop() {
   mark_background_thread("usage-writer");  // SCHED_IDLE: accounting never delays an io thread
-  const uint32_t idle_passes_before_sleep =
-      std::max<uint32_t>(1, options_.idle_sleep_after_ms / options_.interval_ms);
-  uint32_t idle_passes = 0;
+  IdlePasses idle(options_.idle_sleep_after_ms, options_.interval_ms);
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    if (idle_passes >= idle_passes_before_sleep && queue_.empty()) {
+    if (idle.sleep_due() && queue_.empty()) {
       asleep_ = true;  // set and waited on under mu_: push() cannot miss it
       cv_.wait(lock, [this] { return stopping_ || wake_; });
       asleep_ = false;
-      idle_passes = 0;
+      idle.record(false);
     } else {
       cv_.wait_for(lock, std::chrono::milliseconds(options_.interval_ms),
                    [this] { return stopping_ || wake_; });
     }
     wake_ = false;
     if (stopping_) break;
-    if (queue_.empty() && dropped_unreported_ == 0) {
-      ++idle_passes;
-      continue;
-    }
-    idle_passes = 0;
+    const bool nothing_to_write = queue_.empty() && dropped_unreported_ == 0;
+    idle.record(nothing_to_write);
+    if (nothing_to_write) continue;
     lock.unlock();
     {
       std::lock_guard write_lock(write_mu_);

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <thread>
 
+#include "../common/eventually.h"
 #include "../common/thread_nice.h"
 #include "audit/audit_log.h"
 #include "audit/entry.h"
@@ -272,9 +273,8 @@ TEST_F(AuditBatchTest, IdleWriterSleepsUntilTheNextAppend) {
   ASSERT_TRUE(opened) << opened.error().message;
   std::unique_ptr<AuditLog> log = std::move(opened).value();
   ASSERT_TRUE(log->append_request(sample_request(1)));
-  for (int i = 0; i < 400 && lines_on_disk() < 1; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  enclave::testing::eventually([&] { return lines_on_disk() >= 1; }, std::chrono::seconds(2),
+                               std::chrono::milliseconds(5));
   ASSERT_EQ(lines_on_disk(), 1u);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // idle well past 20 ms
   // Awake it would wake ~60 times in 300 ms (every 5 ms).
@@ -282,9 +282,8 @@ TEST_F(AuditBatchTest, IdleWriterSleepsUntilTheNextAppend) {
                                                              std::chrono::milliseconds(300)),
             2);
   ASSERT_TRUE(log->append_request(sample_request(2)));
-  for (int i = 0; i < 400 && lines_on_disk() < 2; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  enclave::testing::eventually([&] { return lines_on_disk() >= 2; }, std::chrono::seconds(2),
+                               std::chrono::milliseconds(5));
   EXPECT_EQ(ids_on_disk(), (std::vector<std::string>{"req-1", "req-2"}));
 }
 

@@ -15,6 +15,17 @@
 
 namespace enclave::testing {
 
+// Calls fn(task directory) for each thread of this process named `name`, until fn returns true.
+template <typename Fn>
+void for_each_thread_named(const std::string& name, Fn fn) {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string comm_name;
+    std::getline(comm, comm_name);
+    if (comm_name == name && fn(task.path())) return;
+  }
+}
+
 // Policy and nice value of this process's thread named `name`, polled for up to 10 s until they
 // are `want_policy` and 19 (a thread names itself first, then sets them); what was last seen
 // otherwise, policy -1 when no such thread showed up.
@@ -27,17 +38,14 @@ inline NamedThreadScheduling scheduling_of_thread_named(const std::string& name,
   for (int attempt = 0; attempt < 1000 && (found.policy != want_policy || found.nice != 19);
        ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-      std::ifstream comm(task.path() / "comm");
-      std::string comm_name;
-      std::getline(comm, comm_name);
-      if (comm_name != name) continue;
-      const pid_t tid = static_cast<pid_t>(std::stoi(task.path().filename()));
+    for_each_thread_named(name, [&](const std::filesystem::path& task) {
+      const pid_t tid = static_cast<pid_t>(std::stoi(task.filename()));
       errno = 0;
       const int nice = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
       const int policy = sched_getscheduler(tid);
       if (errno == 0 && policy >= 0) found = {policy, nice};
-    }
+      return false;  // the last one seen, as before
+    });
   }
   return found;
 }
@@ -45,17 +53,18 @@ inline NamedThreadScheduling scheduling_of_thread_named(const std::string& name,
 // Voluntary context switches so far of this process's thread named `name` (each is a wake-up
 // after a wait), -1 when there is no such thread.
 inline long voluntary_switches_of_thread_named(const std::string& name) {
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string comm_name;
-    std::getline(comm, comm_name);
-    if (comm_name != name) continue;
-    std::ifstream status(task.path() / "status");
+  long switches = -1;
+  for_each_thread_named(name, [&](const std::filesystem::path& task) {
+    std::ifstream status(task / "status");
     for (std::string line; std::getline(status, line);) {
-      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) {
+        switches = std::stol(line.substr(24));
+        return true;
+      }
     }
-  }
-  return -1;
+    return false;
+  });
+  return switches;
 }
 
 // Wake-ups of the thread named `name` during `window` (-1 when there is no such thread).

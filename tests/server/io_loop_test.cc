@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 
+#include "../common/eventually.h"
 #include "server/config.h"
 #include "server/server.h"
 
@@ -19,11 +20,7 @@ namespace net = boost::asio;
 // Waits (without asserting on time) until `pred` holds; false after a generous limit.
 template <class Pred>
 bool eventually(Pred pred) {
-  for (int i = 0; i < 10000; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return pred();
+  return enclave::testing::eventually(pred, std::chrono::seconds(10), std::chrono::milliseconds(1));
 }
 
 TEST(IoLoop, ZeroSpinIsPlainRunAndNeverPolls) {

@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 #include <thread>
 
+#include "../common/eventually.h"
 #include "fake_backend.h"
 #include "test_client.h"
 
@@ -26,11 +27,7 @@ constexpr const char* kEmbedKey = "sk-enclave-test-embed-key-012345678";
 // Waits (bounded) for a condition the server reaches asynchronously.
 template <class F>
 bool eventually(F f) {
-  for (int i = 0; i < 500; ++i) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return f();
+  return enclave::testing::eventually(f, std::chrono::seconds(5), std::chrono::milliseconds(10));
 }
 
 class ServerTest : public ::testing::Test {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "../common/eventually.h"
 #include "../common/thread_nice.h"
 #include "crypto/file_util.h"
 #include "store/retention.h"
@@ -370,12 +371,11 @@ TEST_F(StoreTest, IdleCheckpointThreadSleepsUntilACommit) {
             2);
   const long before = enclave::testing::voluntary_switches_of_thread_named("db-checkpoint");
   ASSERT_TRUE((*s)->record_usage({.tenant = "t", .api_key_name = "k", .request_id = "1"}));
-  long after = before;
-  for (int i = 0; i < 400 && after == before; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    after = enclave::testing::voluntary_switches_of_thread_named("db-checkpoint");
-  }
-  EXPECT_GT(after, before);
+  EXPECT_TRUE(enclave::testing::eventually(
+      [&] {
+        return enclave::testing::voluntary_switches_of_thread_named("db-checkpoint") > before;
+      },
+      std::chrono::seconds(2), std::chrono::milliseconds(5)));
 }
 
 TEST_F(StoreTest, EverySyncPolicyPersistsAcrossReopen) {

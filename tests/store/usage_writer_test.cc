@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "../common/eventually.h"
 #include "../common/thread_nice.h"
 #include "store_test_util.h"
 
@@ -293,9 +294,8 @@ TEST_F(UsageWriterTest, WriterIsSchedIdleAndBackstopIsNice19) {
 TEST_F(UsageWriterTest, IdleWriterSleepsUntilTheNextPush) {
   UsageWriter w(*store_, {.interval_ms = 5, .idle_sleep_after_ms = 20});
   w.push(row(1));
-  for (int i = 0; i < 400 && w.rows_written() < 1; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  enclave::testing::eventually([&] { return w.rows_written() >= 1; }, std::chrono::seconds(2),
+                               std::chrono::milliseconds(5));
   ASSERT_EQ(w.rows_written(), 1u);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // idle well past 20 ms
   // Awake it would wake ~60 times in 300 ms (every 5 ms).
@@ -303,9 +303,8 @@ TEST_F(UsageWriterTest, IdleWriterSleepsUntilTheNextPush) {
                                                              std::chrono::milliseconds(300)),
             2);
   w.push(row(2));
-  for (int i = 0; i < 400 && w.rows_written() < 2; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  enclave::testing::eventually([&] { return w.rows_written() >= 2; }, std::chrono::seconds(2),
+                               std::chrono::milliseconds(5));
   EXPECT_EQ(w.rows_written(), 2u);
   EXPECT_EQ(stored_ids(), ids(1, 3));
 }
